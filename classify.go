@@ -1,0 +1,240 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// FailureType says what kind of failure an error is, so that every policy
+// treats the same error the same way.
+type FailureType uint8
+
+// The failure types. FailureNone is the type of a nil error; FailureCanceled
+// is the caller's own cancellation, which no policy counts against a
+// dependency.
+const (
+	FailureNone FailureType = iota
+	FailureNetwork
+	FailureTimeout
+	FailureUnavailable
+	FailureAuthentication
+	FailureRateLimited
+	FailureCanceled
+	FailureUnknown
+)
+
+var failureNames = [...]string{"none", "network", "timeout", "unavailable", "authentication", "rate-limited", "canceled", "unknown"}
+
+// String returns the type's name as used in metrics and logs.
+func (t FailureType) String() string {
+	if int(t) < len(failureNames) {
+		return failureNames[t]
+	}
+	return "FailureType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Failure is the verdict of a Classifier on one outcome.
+type Failure struct {
+	Type      FailureType
+	Retryable bool
+}
+
+// IsFailure reports whether the outcome counts against the dependency: not a
+// success and not the caller's own cancellation.
+func (f Failure) IsFailure() bool { return f.Type != FailureNone && f.Type != FailureCanceled }
+
+// StatusCoder is implemented by errors that carry an HTTP status code; the
+// classifier reads it to classify the error by status.
+type StatusCoder interface {
+	StatusCode() int
+}
+
+// StatusError is an error for an HTTP response status, for callers that turn
+// a response into an error so that policies can classify it.
+type StatusError struct {
+	Code int
+	// RetryAfterHint is the server's Retry-After, if it sent one.
+	RetryAfterHint time.Duration
+}
+
+// Error returns "HTTP <code> <text>".
+func (e *StatusError) Error() string {
+	return "HTTP " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+}
+
+// StatusCode returns the HTTP status code.
+func (e *StatusError) StatusCode() int { return e.Code }
+
+// RetryAfter returns the server's Retry-After hint, zero if none.
+func (e *StatusError) RetryAfter() time.Duration { return e.RetryAfterHint }
+
+// Rule is one user rule of a Classifier. A rule matches when any of its
+// non-empty conditions match; the first matching rule decides.
+type Rule struct {
+	// Is matches errors for which errors.Is(err, Is) holds.
+	Is error
+	// As matches errors whose chain holds a given type; see ErrorAs.
+	As func(error) bool
+	// Statuses matches errors carrying one of these HTTP status codes.
+	Statuses []int
+	// Pattern matches error messages.
+	Pattern *regexp.Regexp
+	// Match is an arbitrary predicate.
+	Match func(error) bool
+
+	// Type and Retryable are the verdict when the rule matches. A zero Type
+	// means FailureUnknown.
+	Type      FailureType
+	Retryable bool
+}
+
+// ErrorAs returns a predicate, for Rule.As, that matches errors whose chain
+// holds an E.
+func ErrorAs[E error]() func(error) bool {
+	return func(err error) bool {
+		var e E
+		return errors.As(err, &e)
+	}
+}
+
+func (r *Rule) matches(err error) bool {
+	if r.Is != nil && errors.Is(err, r.Is) {
+		return true
+	}
+	if r.As != nil && r.As(err) {
+		return true
+	}
+	if len(r.Statuses) > 0 {
+		var sc StatusCoder
+		if errors.As(err, &sc) {
+			code := sc.StatusCode()
+			for _, s := range r.Statuses {
+				if s == code {
+					return true
+				}
+			}
+		}
+	}
+	if r.Pattern != nil && r.Pattern.MatchString(err.Error()) {
+		return true
+	}
+	return r.Match != nil && r.Match(err)
+}
+
+// Classifier maps errors and HTTP statuses to a Failure. Its zero value uses
+// only the built-in rules; user Rules are consulted first, in order. A
+// Classifier is read-only after construction and safe for concurrent use.
+type Classifier struct {
+	Rules []Rule
+}
+
+// DefaultClassifier holds only the built-in rules.
+var DefaultClassifier = &Classifier{}
+
+// Classify classifies err with the built-in rules; see Classifier.Classify.
+func Classify(ctx context.Context, err error) Failure { return DefaultClassifier.Classify(ctx, err) }
+
+// Classify returns the verdict on err. ctx is the caller's context: when it
+// is done, a context error is the caller's own cancellation (FailureCanceled,
+// not retryable) rather than a failure of the dependency. ctx may be nil.
+//
+// Built-in rules, after the user's: rejections by sluice itself are
+// FailureUnavailable and not retryable (retrying into an open breaker only
+// adds load); HTTP statuses by ClassifyStatus; context.DeadlineExceeded and
+// net.Error timeouts are FailureTimeout; connection refused, reset, broken
+// pipe, closed connections and temporary DNS failures are FailureNetwork; all
+// retryable. Anything else is FailureUnknown and retryable, as retry
+// libraries conventionally treat an unrecognised error.
+func (c *Classifier) Classify(ctx context.Context, err error) Failure {
+	if err == nil {
+		return Failure{Type: FailureNone}
+	}
+	if ctx != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return Failure{Type: FailureCanceled}
+	}
+	if c != nil {
+		for i := range c.Rules {
+			r := &c.Rules[i]
+			if r.matches(err) {
+				t := r.Type
+				if t == FailureNone {
+					t = FailureUnknown
+				}
+				return Failure{Type: t, Retryable: r.Retryable}
+			}
+		}
+	}
+	return classifyBuiltin(err)
+}
+
+func classifyBuiltin(err error) Failure {
+	if errors.Is(err, ErrRejected) {
+		return Failure{Type: FailureUnavailable}
+	}
+	var sc StatusCoder
+	if errors.As(err, &sc) {
+		if f := ClassifyStatus(sc.StatusCode()); f.Type != FailureNone {
+			return f
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return Failure{Type: FailureCanceled}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Failure{Type: FailureTimeout, Retryable: true}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsTimeout {
+			return Failure{Type: FailureTimeout, Retryable: true}
+		}
+		if dnsErr.IsTemporary {
+			return Failure{Type: FailureNetwork, Retryable: true}
+		}
+		return Failure{Type: FailureNetwork}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return Failure{Type: FailureTimeout, Retryable: true}
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.Is(err, net.ErrClosed) {
+		return Failure{Type: FailureNetwork, Retryable: true}
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return Failure{Type: FailureNetwork, Retryable: true}
+	}
+	return Failure{Type: FailureUnknown, Retryable: true}
+}
+
+// ClassifyStatus classifies an HTTP status code: 2xx and 3xx are no failure;
+// 408 and 504 FailureTimeout, 429 FailureRateLimited, 502 and 503
+// FailureUnavailable, all retryable; 401 and 403 FailureAuthentication, not
+// retryable; any other 5xx FailureUnknown, not retryable (500 usually means
+// the request itself broke the server); other 4xx FailureUnknown, not
+// retryable.
+func ClassifyStatus(code int) Failure {
+	switch {
+	case code < 400:
+		return Failure{Type: FailureNone}
+	case code == http.StatusRequestTimeout, code == http.StatusGatewayTimeout:
+		return Failure{Type: FailureTimeout, Retryable: true}
+	case code == http.StatusTooManyRequests:
+		return Failure{Type: FailureRateLimited, Retryable: true}
+	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable:
+		return Failure{Type: FailureUnavailable, Retryable: true}
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		return Failure{Type: FailureAuthentication}
+	default:
+		return Failure{Type: FailureUnknown}
+	}
+}

@@ -1,0 +1,116 @@
+package sluice
+
+import "context"
+
+// Policy is one stage of a Pipeline: it decides whether, when and how often
+// the rest of the pipeline runs. Execute must call next.Run at most once per
+// attempt and must not keep next after it returns.
+//
+// Policies that do not look at the call's result (retry, breaker, bulkhead,
+// rate limiter, timeout) are written once and shared by pipelines of any
+// result type. Policies that produce values (fallback, cache) reach the
+// typed result through Next.Result.
+type Policy interface {
+	Execute(ctx context.Context, next Next) error
+}
+
+// PolicyFunc adapts a function to the Policy interface.
+type PolicyFunc func(ctx context.Context, next Next) error
+
+// Execute calls f(ctx, next).
+func (f PolicyFunc) Execute(ctx context.Context, next Next) error { return f(ctx, next) }
+
+// runner is the call at the bottom of a pipeline: a plain function for Do, a
+// typed call that stores its value for Get.
+type runner interface {
+	run(ctx context.Context) error
+}
+
+// doFunc is pointer-shaped, so converting it to runner does not allocate.
+type doFunc func(context.Context) error
+
+func (f doFunc) run(ctx context.Context) error { return f(ctx) }
+
+// typedCall carries Get's function and the slot its value lands in.
+type typedCall[T any] struct {
+	fn  func(context.Context) (T, error)
+	out T
+}
+
+func (c *typedCall[T]) run(ctx context.Context) error {
+	v, err := c.fn(ctx)
+	c.out = v
+	return err
+}
+
+// Next runs the rest of a pipeline: the policies inside the current one and
+// then the call itself. It is a small value, passed by copy, and valid only
+// during the Policy.Execute call that received it.
+type Next struct {
+	p    *Pipeline
+	i    int // index of the policy that received this Next
+	call runner
+	slot any
+}
+
+// Run runs the rest of the pipeline with ctx and returns its error.
+func (n Next) Run(ctx context.Context) error {
+	j := n.i + 1
+	if j < len(n.p.policies) {
+		return n.p.policies[j].Execute(ctx, Next{p: n.p, i: j, call: n.call, slot: n.slot})
+	}
+	return n.call.run(ctx)
+}
+
+// Result returns a pointer to the typed result of the call (a *T when the
+// pipeline runs under Get[T]) or nil when the pipeline runs under Do. A
+// fallback or cache policy reads the value after Run returns, or stores a
+// substitute through it.
+func (n Next) Result() any { return n.slot }
+
+// Pipeline composes policies, outermost first. A Pipeline is immutable and
+// safe for concurrent use; the policies it holds keep their own state, so one
+// breaker may sit in many pipelines.
+type Pipeline struct {
+	policies []Policy
+}
+
+// NewPipeline returns a pipeline that runs a call through policies, the first
+// one outermost. Nil policies are skipped, so optional stages can be listed
+// unconditionally.
+func NewPipeline(policies ...Policy) *Pipeline {
+	p := &Pipeline{policies: make([]Policy, 0, len(policies))}
+	for _, pol := range policies {
+		if pol != nil {
+			p.policies = append(p.policies, pol)
+		}
+	}
+	return p
+}
+
+// Policies returns a copy of the pipeline's policies, outermost first.
+func (p *Pipeline) Policies() []Policy {
+	return append([]Policy(nil), p.policies...)
+}
+
+// Do runs fn through the pipeline and returns the error of the outermost
+// policy. A nil Pipeline runs fn directly. On the happy path Do itself
+// allocates nothing.
+func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
+	if p == nil || len(p.policies) == 0 {
+		return fn(ctx)
+	}
+	return p.policies[0].Execute(ctx, Next{p: p, call: doFunc(fn)})
+}
+
+// Get runs fn through p and returns its value. When a policy substitutes a
+// value (a fallback, a cache hit) Get returns that value. Get allocates one
+// small object per call to carry the typed result through the policies.
+func Get[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+	if p == nil || len(p.policies) == 0 {
+		return fn(ctx)
+	}
+	c := &typedCall[T]{fn: fn}
+	err := p.policies[0].Execute(ctx, Next{p: p, call: c, slot: &c.out})
+	return c.out, err
+}
