@@ -1,6 +1,9 @@
 package sluice
 
-import "context"
+import (
+	"context"
+	"reflect"
+)
 
 // Policy is one stage of a Pipeline: it decides whether, when and how often
 // the rest of the pipeline runs. Execute must call next.Run at most once per
@@ -77,15 +80,29 @@ type Pipeline struct {
 
 // NewPipeline returns a pipeline that runs a call through policies, the first
 // one outermost. Nil policies are skipped, so optional stages can be listed
-// unconditionally.
+// unconditionally; that includes a nil pointer or func of a policy type (a
+// *breaker.Breaker left nil), which a plain != nil test would miss.
 func NewPipeline(policies ...Policy) *Pipeline {
 	p := &Pipeline{policies: make([]Policy, 0, len(policies))}
 	for _, pol := range policies {
-		if pol != nil {
+		if !isNilPolicy(pol) {
 			p.policies = append(p.policies, pol)
 		}
 	}
 	return p
+}
+
+// isNilPolicy reports whether pol is nil or an interface holding a nil
+// pointer or func. Reflection is paid once, at construction.
+func isNilPolicy(pol Policy) bool {
+	if pol == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(pol); v.Kind() {
+	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Slice, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // Policies returns a copy of the pipeline's policies, outermost first.
