@@ -1,0 +1,391 @@
+package config
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// This file maps the YAML schema onto Config, one decoder per section, and
+// holds the checks that span sections.
+
+func (d *decoder) config(n *yaml.Node, c *Config) {
+	var adminSeen map[string]*yaml.Node
+	var routes []routeNodes
+	seen := map[string]*yaml.Node{}
+	if n != nil && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		seen = d.mapping(n, "", fields{
+			"listen": func(v *yaml.Node, p string) { c.Listen = d.address(v, p) },
+			"admin":  func(v *yaml.Node, p string) { adminSeen = d.admin(v, p, &c.Admin) },
+			"storage": func(v *yaml.Node, p string) {
+				d.mapping(v, p, fields{"dlq": func(v *yaml.Node, p string) {
+					if s, ok := d.text(v, p, "a storage URL"); ok {
+						c.Storage.DLQ = s
+						if err := checkStoreURL(s); err != nil {
+							d.errorf(v, p, "%v", err)
+						}
+					}
+				}})
+			},
+			"log": func(v *yaml.Node, p string) {
+				d.mapping(v, p, fields{
+					"level": func(v *yaml.Node, p string) {
+						c.Log.Level = d.enum(v, p, "log level", "debug", "info", "warn", "error")
+					},
+					"format": func(v *yaml.Node, p string) { c.Log.Format = d.enum(v, p, "log format", "text", "json") },
+				})
+			},
+			"shutdown_grace": func(v *yaml.Node, p string) { c.ShutdownGrace = d.duration(v, p, false) },
+			"policies":       func(v *yaml.Node, p string) { c.Policies = d.policies(v, p) },
+			"routes":         func(v *yaml.Node, p string) { c.Routes, routes = d.routes(v, p) },
+		})
+		if seen == nil {
+			return // not a mapping; already reported
+		}
+	}
+	d.checkAdmin(n, c, seen["listen"], adminSeen["listen"])
+	if seen["routes"] == nil {
+		d.errorf(n, "routes", "at least one route is required")
+	} else if len(c.Routes) == 0 && resolve(seen["routes"]).Kind == yaml.SequenceNode {
+		d.errorf(seen["routes"], "routes", "at least one route is required")
+	}
+	d.checkRoutes(c, routes)
+}
+
+func (d *decoder) address(n *yaml.Node, path string) string {
+	s, ok := d.text(n, path, "an address")
+	if ok {
+		if err := checkAddr(s); err != nil {
+			d.errorf(n, path, "%v", err)
+		}
+	}
+	return s
+}
+
+func (d *decoder) admin(n *yaml.Node, path string, a *Admin) map[string]*yaml.Node {
+	return d.mapping(n, path, fields{
+		"listen": func(v *yaml.Node, p string) { a.Listen = d.address(v, p) },
+		"token":  func(v *yaml.Node, p string) { a.Token = d.str(v, p) },
+	})
+}
+
+// checkAdmin refuses an admin API open to the network without a token, and
+// an admin server on the proxy's own address.
+func (d *decoder) checkAdmin(root *yaml.Node, c *Config, listenNode, adminNode *yaml.Node) {
+	at, field := adminNode, "admin.listen"
+	if at == nil {
+		at = root
+	}
+	if c.Admin.Token == "" && c.Admin.Listen != "" && !isLoopback(c.Admin.Listen) && checkAddr(c.Admin.Listen) == nil {
+		d.errorf(at, field, "the admin API on %s is reachable from other machines; set admin.token (for example token: ${SLUICE_ADMIN_TOKEN}) or listen on a loopback address", c.Admin.Listen)
+	}
+	if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		if adminNode == nil && listenNode != nil {
+			at, field = listenNode, "listen"
+		}
+		d.errorf(at, field, "the proxy and the admin server cannot both listen on %s", c.Listen)
+	}
+}
+
+func (d *decoder) policies(n *yaml.Node, path string) map[string]Policy {
+	es, ok := d.entries(n, path, 0)
+	if !ok || len(es) == 0 {
+		return nil
+	}
+	out := make(map[string]Policy, len(es))
+	for _, e := range es {
+		p := join(path, e.key)
+		if err := checkName(e.key); err != nil {
+			d.errorf(e.keyNode, p, "%v", err)
+		}
+		out[e.key] = d.policy(e.val, p)
+	}
+	return out
+}
+
+func (d *decoder) policy(n *yaml.Node, path string) Policy {
+	var pol Policy
+	d.mapping(n, path, fields{
+		"retry":           func(v *yaml.Node, p string) { pol.Retry = d.retry(v, p) },
+		"circuit_breaker": func(v *yaml.Node, p string) { pol.CircuitBreaker = d.breaker(v, p) },
+		"bulkhead":        func(v *yaml.Node, p string) { pol.Bulkhead = d.bulkhead(v, p) },
+		"rate_limit":      func(v *yaml.Node, p string) { pol.RateLimit = d.rateLimit(v, p) },
+		"timeout":         func(v *yaml.Node, p string) { pol.Timeout = d.duration(v, p, true) },
+	})
+	return pol
+}
+
+func (d *decoder) retry(n *yaml.Node, path string) *Retry {
+	r := &Retry{}
+	seen := d.mapping(n, path, fields{
+		"max_attempts": func(v *yaml.Node, p string) { r.MaxAttempts = d.integer(v, p, 1) },
+		"max_elapsed":  func(v *yaml.Node, p string) { r.MaxElapsed = d.duration(v, p, true) },
+		"backoff": func(v *yaml.Node, p string) {
+			r.Backoff = Backoff(d.enum(v, p, "backoff", string(BackoffExponential), string(BackoffLinear), string(BackoffConstant), string(BackoffDecorrelated)))
+		},
+		"base_delay": func(v *yaml.Node, p string) { r.BaseDelay = d.duration(v, p, true) },
+		"max_delay":  func(v *yaml.Node, p string) { r.MaxDelay = d.duration(v, p, true) },
+		"multiplier": func(v *yaml.Node, p string) {
+			if m, ok := d.number(v, p); ok && m < 1 {
+				d.errorf(v, p, "must be at least 1, got %v", m)
+			} else {
+				r.Multiplier = m
+			}
+		},
+		"jitter": func(v *yaml.Node, p string) {
+			r.Jitter = Jitter(d.enum(v, p, "jitter", string(JitterNone), string(JitterFull), string(JitterEqual), string(JitterProportional)))
+		},
+		"jitter_ratio":    func(v *yaml.Node, p string) { r.JitterRatio = d.ratio(v, p) },
+		"budget":          func(v *yaml.Node, p string) { r.Budget = d.budget(v, p) },
+		"retry_on_status": func(v *yaml.Node, p string) { r.RetryOnStatus = d.statuses(v, p) },
+	})
+	if r.BaseDelay > 0 && r.MaxDelay > 0 && r.MaxDelay < r.BaseDelay {
+		d.errorf(seen["max_delay"], join(path, "max_delay"), "must be at least base_delay (%v), got %v", r.BaseDelay, r.MaxDelay)
+	}
+	if v := seen["jitter_ratio"]; v != nil && seen["jitter"] != nil && r.Jitter != JitterProportional && r.Jitter != "" {
+		d.errorf(v, join(path, "jitter_ratio"), "applies only to jitter: proportional (jitter is %s)", r.Jitter)
+	} else if v != nil && seen["jitter"] == nil {
+		d.errorf(v, join(path, "jitter_ratio"), "applies only to jitter: proportional; set jitter too")
+	}
+	return r
+}
+
+func (d *decoder) budget(n *yaml.Node, path string) *Budget {
+	if r := resolve(n); r != nil && r.Kind == yaml.ScalarNode {
+		s, ok := d.text(n, path, `a mapping or "off"`)
+		if ok && s != "off" {
+			d.errorf(n, path, `want a mapping (ratio, window, min_per_second) or "off", got %q`, s)
+		}
+		return &Budget{Off: true}
+	}
+	b := &Budget{}
+	d.mapping(n, path, fields{
+		"ratio":          func(v *yaml.Node, p string) { b.Ratio = d.ratio(v, p) },
+		"window":         func(v *yaml.Node, p string) { b.Window = d.duration(v, p, true) },
+		"min_per_second": func(v *yaml.Node, p string) { b.MinPerSecond = d.positive(v, p) },
+	})
+	return b
+}
+
+func (d *decoder) statuses(n *yaml.Node, path string) []int {
+	var out []int
+	first := map[int]int{}
+	d.sequence(n, path, func(_ int, v *yaml.Node, p string) {
+		code := d.integer(v, p, 0)
+		switch {
+		case code == 0:
+			return // reported
+		case code < 100 || code > 599:
+			d.errorf(v, p, "bad HTTP status %d (want 100 to 599)", code)
+		case first[code] != 0:
+			d.errorf(v, p, "duplicate status %d (first at line %d)", code, first[code])
+		default:
+			first[code] = v.Line
+			out = append(out, code)
+		}
+	})
+	return out
+}
+
+func (d *decoder) breaker(n *yaml.Node, path string) *CircuitBreaker {
+	b := &CircuitBreaker{}
+	seen := d.mapping(n, path, fields{
+		"failure_threshold":  func(v *yaml.Node, p string) { b.FailureThreshold = d.integer(v, p, 1) },
+		"failure_rate":       func(v *yaml.Node, p string) { b.FailureRate = d.ratio(v, p) },
+		"slow_call_duration": func(v *yaml.Node, p string) { b.SlowCallDuration = d.duration(v, p, true) },
+		"slow_call_rate":     func(v *yaml.Node, p string) { b.SlowCallRate = d.ratio(v, p) },
+		"window":             func(v *yaml.Node, p string) { b.Window = d.duration(v, p, true) },
+		"window_calls":       func(v *yaml.Node, p string) { b.WindowCalls = d.integer(v, p, 1) },
+		"minimum_calls":      func(v *yaml.Node, p string) { b.MinimumCalls = d.integer(v, p, 1) },
+		"open_for":           func(v *yaml.Node, p string) { b.OpenFor = d.duration(v, p, true) },
+		"max_open_for":       func(v *yaml.Node, p string) { b.MaxOpenFor = d.duration(v, p, true) },
+		"half_open_calls":    func(v *yaml.Node, p string) { b.HalfOpenCalls = d.integer(v, p, 1) },
+		"success_threshold":  func(v *yaml.Node, p string) { b.SuccessThreshold = d.integer(v, p, 1) },
+		"half_open_max_wait": func(v *yaml.Node, p string) { b.HalfOpenMaxWait = d.duration(v, p, true) },
+	})
+	if seen["window"] != nil && seen["window_calls"] != nil {
+		d.errorf(seen["window_calls"], join(path, "window_calls"), "set window (a time-based window) or window_calls (a count-based one), not both")
+	}
+	if b.SlowCallRate > 0 && seen["slow_call_duration"] == nil {
+		d.errorf(seen["slow_call_rate"], join(path, "slow_call_rate"), "needs slow_call_duration, the time above which a call is slow")
+	}
+	if b.OpenFor > 0 && b.MaxOpenFor > 0 && b.MaxOpenFor < b.OpenFor {
+		d.errorf(seen["max_open_for"], join(path, "max_open_for"), "must be at least open_for (%v), got %v", b.OpenFor, b.MaxOpenFor)
+	}
+	if b.HalfOpenCalls > 0 && b.SuccessThreshold > b.HalfOpenCalls {
+		d.errorf(seen["success_threshold"], join(path, "success_threshold"), "must be at most half_open_calls (%d), got %d: the breaker could never close", b.HalfOpenCalls, b.SuccessThreshold)
+	}
+	if b.WindowCalls > 0 && b.MinimumCalls > b.WindowCalls {
+		d.errorf(seen["minimum_calls"], join(path, "minimum_calls"), "must be at most window_calls (%d), got %d: the window never holds that many calls", b.WindowCalls, b.MinimumCalls)
+	}
+	return b
+}
+
+func (d *decoder) bulkhead(n *yaml.Node, path string) *Bulkhead {
+	b := &Bulkhead{}
+	d.mapping(n, path, fields{
+		"max_concurrent": func(v *yaml.Node, p string) { b.MaxConcurrent = d.integer(v, p, 1) },
+		"max_queue":      func(v *yaml.Node, p string) { b.MaxQueue = d.integer(v, p, 0) },
+		"max_wait":       func(v *yaml.Node, p string) { b.MaxWait = d.duration(v, p, true) },
+	})
+	return b
+}
+
+func (d *decoder) rateLimit(n *yaml.Node, path string) *RateLimit {
+	r := defaultRateLimit()
+	seen := d.mapping(n, path, fields{
+		"rate":     func(v *yaml.Node, p string) { r.Rate = d.positive(v, p) },
+		"per":      func(v *yaml.Node, p string) { r.Per = d.duration(v, p, true) },
+		"burst":    func(v *yaml.Node, p string) { r.Burst = d.integer(v, p, 1) },
+		"smooth":   func(v *yaml.Node, p string) { r.Smooth = d.boolean(v, p) },
+		"max_wait": func(v *yaml.Node, p string) { r.MaxWait = d.duration(v, p, false) },
+	})
+	if seen != nil && seen["rate"] == nil {
+		d.errorf(n, join(path, "rate"), "required: the number of calls allowed every per (default 1s)")
+	}
+	return &r
+}
+
+// routeNodes keeps the nodes the cross-route checks point at.
+type routeNodes struct {
+	route        *yaml.Node
+	name, policy *yaml.Node
+}
+
+func (d *decoder) routes(n *yaml.Node, path string) ([]Route, []routeNodes) {
+	var routes []Route
+	var nodes []routeNodes
+	d.sequence(n, path, func(_ int, v *yaml.Node, p string) {
+		r, seen := d.route(v, p)
+		routes = append(routes, r)
+		nodes = append(nodes, routeNodes{v, seen["name"], seen["policy"]})
+	})
+	return routes, nodes
+}
+
+func (d *decoder) route(n *yaml.Node, path string) (Route, map[string]*yaml.Node) {
+	r := defaultRoute()
+	seen := d.mapping(n, path, fields{
+		"name": func(v *yaml.Node, p string) { r.Name = d.name(v, p) },
+		"match": func(v *yaml.Node, p string) {
+			d.mapping(v, p, fields{
+				"path_prefix": func(v *yaml.Node, p string) {
+					r.Match.PathPrefix = d.str(v, p)
+					if s := r.Match.PathPrefix; !strings.HasPrefix(s, "/") || strings.ContainsAny(s, "?# \t") {
+						d.errorf(v, p, "bad path prefix %q (want a path starting with /, without query or spaces)", s)
+					}
+				},
+				"host": func(v *yaml.Node, p string) {
+					if s, ok := d.text(v, p, "a host"); ok {
+						r.Match.Host = s
+						if err := checkHostMatch(s); err != nil {
+							d.errorf(v, p, "%v", err)
+						}
+					}
+				},
+				"methods": func(v *yaml.Node, p string) { r.Match.Methods = d.methods(v, p) },
+			})
+		},
+		"upstreams": func(v *yaml.Node, p string) {
+			first := map[string]int{}
+			if d.sequence(v, p, func(_ int, v *yaml.Node, p string) {
+				s, ok := d.text(v, p, "an upstream URL")
+				if !ok {
+					return
+				}
+				r.Upstreams = append(r.Upstreams, s)
+				if err := checkUpstream(s); err != nil {
+					d.errorf(v, p, "%v", err)
+				} else if line, dup := first[s]; dup {
+					d.errorf(v, p, "duplicate upstream %s (first at line %d)", s, line)
+				} else {
+					first[s] = v.Line
+				}
+			}) == 0 {
+				d.errorf(v, p, "at least one upstream is required")
+			}
+		},
+		"policy":     func(v *yaml.Node, p string) { r.Policy = d.str(v, p) },
+		"timeout":    func(v *yaml.Node, p string) { r.Timeout = d.duration(v, p, true) },
+		"rate_limit": func(v *yaml.Node, p string) { r.RateLimit = d.rateLimit(v, p) },
+		"fallback": func(v *yaml.Node, p string) {
+			f := &Fallback{}
+			seen := d.mapping(v, p, fields{
+				"stale_cache": func(v *yaml.Node, p string) { f.StaleCache = d.duration(v, p, true) },
+			})
+			if seen != nil && seen["stale_cache"] == nil {
+				d.errorf(v, join(p, "stale_cache"), "required: how long the last good answer may be served")
+			}
+			r.Fallback = f
+		},
+		"on_exhausted": func(v *yaml.Node, p string) {
+			r.OnExhausted = OnExhausted(d.enum(v, p, "on_exhausted", string(OnExhaustedQueue), string(OnExhaustedFail)))
+		},
+		"max_retry_body": func(v *yaml.Node, p string) { r.MaxRetryBody = d.size(v, p) },
+		"retry_methods":  func(v *yaml.Node, p string) { r.RetryMethods = d.methods(v, p) },
+	})
+	if seen != nil {
+		if seen["name"] == nil {
+			d.errorf(n, join(path, "name"), "required: every route has a name")
+		}
+		if seen["upstreams"] == nil {
+			d.errorf(n, join(path, "upstreams"), "required: at least one upstream URL")
+		}
+	}
+	return r, seen
+}
+
+func (d *decoder) methods(n *yaml.Node, path string) []string {
+	var out []string
+	first := map[string]int{}
+	d.sequence(n, path, func(_ int, v *yaml.Node, p string) {
+		m, ok := d.text(v, p, "an HTTP method")
+		if !ok {
+			return
+		}
+		if err := checkMethod(m); err != nil {
+			d.errorf(v, p, "%v", err)
+		} else if line, dup := first[m]; dup {
+			d.errorf(v, p, "duplicate method %s (first at line %d)", m, line)
+		} else {
+			first[m] = v.Line
+			out = append(out, m)
+		}
+	})
+	return out
+}
+
+// checkRoutes checks what spans routes and policies: unique route names and
+// policy references that resolve.
+func (d *decoder) checkRoutes(c *Config, nodes []routeNodes) {
+	firstName := map[string]int{}
+	for i, r := range c.Routes {
+		rn := nodes[i]
+		p := index("routes", i)
+		if rn.name != nil && r.Name != "" {
+			if line, dup := firstName[r.Name]; dup {
+				d.errorf(rn.name, join(p, "name"), "duplicate route name %q (first at line %d)", r.Name, line)
+			} else {
+				firstName[r.Name] = rn.name.Line
+			}
+		}
+		if rn.policy != nil && r.Policy != "" {
+			if _, ok := c.Policies[r.Policy]; !ok {
+				d.errorf(rn.policy, join(p, "policy"), "unknown policy %q (%s)", r.Policy, policyList(r.Policy, c.Policies))
+			}
+		}
+	}
+}
+
+func policyList(name string, ps map[string]Policy) string {
+	if len(ps) == 0 {
+		return "no policies are defined"
+	}
+	names := slices.Sorted(maps.Keys(ps))
+	if best := closest(name, names); best != "" {
+		return "did you mean " + best + "?"
+	}
+	return "defined: " + strings.Join(names, ", ")
+}
