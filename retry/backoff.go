@@ -1,0 +1,356 @@
+package retry
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// BackoffKind names the shape of a Backoff.
+type BackoffKind uint8
+
+// The backoff shapes. KindDefault is the zero Backoff, which behaves as
+// DefaultBackoff.
+const (
+	KindDefault BackoffKind = iota
+	KindExponential
+	KindLinear
+	KindConstant
+	KindDecorrelated
+)
+
+var kindNames = [...]string{"default", "exponential", "linear", "constant", "decorrelated"}
+
+// String returns the kind's name as written in configuration files.
+func (k BackoffKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "BackoffKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Backoff is the schedule of waits between attempts, before jitter. Build one
+// with Exponential, Linear, Constant or Decorrelated; the zero Backoff means
+// DefaultBackoff. It is a small value, compared and copied freely, and its
+// arguments are checked by New, which reports the field and the rule broken.
+type Backoff struct {
+	kind BackoffKind
+	base time.Duration
+	step time.Duration
+	cap  time.Duration
+	mult float64
+}
+
+// DefaultBackoff is the schedule of the zero Backoff: the original design's
+// default policy, exponential from 1 s, doubling, capped at 60 s.
+func DefaultBackoff() Backoff { return Exponential(time.Second, 2, 60*time.Second) }
+
+// Exponential waits base, base×multiplier, base×multiplier², ... and never
+// more than cap. multiplier must be at least 1 and cap at least base.
+func Exponential(base time.Duration, multiplier float64, cap time.Duration) Backoff {
+	return Backoff{kind: KindExponential, base: base, mult: multiplier, cap: cap}
+}
+
+// Linear waits base, base+step, base+2×step, ... and never more than cap.
+func Linear(base, step, cap time.Duration) Backoff {
+	return Backoff{kind: KindLinear, base: base, step: step, cap: cap}
+}
+
+// Constant waits d between every two attempts.
+func Constant(d time.Duration) Backoff {
+	return Backoff{kind: KindConstant, base: d, cap: d}
+}
+
+// Decorrelated is the "decorrelated jitter" schedule: each wait is drawn
+// uniformly between base and three times the previous wait, capped at cap.
+// It is random by construction, so Config.Jitter does not apply to it. base
+// must be positive (a zero base would stay zero forever).
+func Decorrelated(base, cap time.Duration) Backoff {
+	return Backoff{kind: KindDecorrelated, base: base, cap: cap}
+}
+
+func (b Backoff) orDefault() Backoff {
+	if b.kind == KindDefault {
+		return DefaultBackoff()
+	}
+	return b
+}
+
+// Kind returns the schedule's shape (KindDefault for the zero Backoff).
+func (b Backoff) Kind() BackoffKind { return b.kind }
+
+// IsZero reports whether b is the zero Backoff, which means DefaultBackoff.
+func (b Backoff) IsZero() bool { return b == Backoff{} }
+
+// Base returns the first wait (the lower bound for Decorrelated).
+func (b Backoff) Base() time.Duration { return b.orDefault().base }
+
+// Multiplier returns the growth factor of an exponential schedule, 0 for other shapes.
+func (b Backoff) Multiplier() float64 { return b.orDefault().mult }
+
+// Step returns the increment of a linear schedule, 0 for other shapes.
+func (b Backoff) Step() time.Duration { return b.orDefault().step }
+
+// Cap returns the longest wait the schedule produces: the policy's max delay,
+// which also caps a server's Retry-After.
+func (b Backoff) Cap() time.Duration { return b.orDefault().cap }
+
+// String describes the schedule, e.g. "exponential(1s ×2 cap 30s)".
+func (b Backoff) String() string {
+	b = b.orDefault()
+	switch b.kind {
+	case KindExponential:
+		return fmt.Sprintf("exponential(%v ×%g cap %v)", b.base, b.mult, b.cap)
+	case KindLinear:
+		return fmt.Sprintf("linear(%v +%v cap %v)", b.base, b.step, b.cap)
+	case KindConstant:
+		return fmt.Sprintf("constant(%v)", b.base)
+	case KindDecorrelated:
+		return fmt.Sprintf("decorrelated(%v cap %v)", b.base, b.cap)
+	}
+	return b.kind.String()
+}
+
+func (b Backoff) validate(field string) error {
+	b = b.orDefault()
+	switch b.kind {
+	case KindExponential, KindLinear, KindConstant, KindDecorrelated:
+	default:
+		return fmt.Errorf("retry: %s has unknown kind %v", field, b.kind)
+	}
+	if b.base < 0 {
+		return fmt.Errorf("retry: %s.Base must be >= 0, got %v", field, b.base)
+	}
+	if b.kind == KindDecorrelated && b.base == 0 {
+		return fmt.Errorf("retry: %s.Base must be > 0 for a decorrelated backoff, got 0s", field)
+	}
+	if b.step < 0 {
+		return fmt.Errorf("retry: %s.Step must be >= 0, got %v", field, b.step)
+	}
+	if b.kind == KindExponential && !(b.mult >= 1) { // also rejects NaN
+		return fmt.Errorf("retry: %s.Multiplier must be >= 1, got %v", field, b.mult)
+	}
+	if math.IsInf(b.mult, 0) {
+		return fmt.Errorf("retry: %s.Multiplier must be finite, got %v", field, b.mult)
+	}
+	if b.cap < b.base {
+		return fmt.Errorf("retry: %s.Cap must be >= Base (%v), got %v", field, b.base, b.cap)
+	}
+	return nil
+}
+
+// Delay returns the wait before retry n (n = 1 is the wait after the first
+// attempt), before jitter, within [0, Cap()]. prev is the previous value
+// Delay returned for this call (0 before the first retry); only Decorrelated
+// uses it, and only Decorrelated draws from rnd. A nil rnd means the
+// goroutine-local source of math/rand/v2, which takes no lock.
+//
+// Delay is a pure function of its arguments, so a simulator or a test can
+// replay a schedule with a seeded rnd.
+func (b Backoff) Delay(n int, prev time.Duration, rnd *rand.Rand) time.Duration {
+	b = b.orDefault()
+	if n < 1 {
+		n = 1
+	}
+	switch b.kind {
+	case KindExponential:
+		f := float64(b.base) * math.Pow(b.mult, float64(n-1))
+		if !(f < float64(b.cap)) { // also catches +Inf and NaN
+			return b.cap
+		}
+		return time.Duration(f)
+	case KindLinear:
+		if b.step > 0 && int64(n-1) > int64(b.cap-b.base)/int64(b.step) {
+			return b.cap
+		}
+		return min(b.base+time.Duration(n-1)*b.step, b.cap)
+	case KindDecorrelated:
+		if prev < b.base {
+			prev = b.base
+		}
+		hi := prev
+		if hi <= math.MaxInt64/3 {
+			hi *= 3
+		} else {
+			hi = math.MaxInt64
+		}
+		return min(b.base+uniform(rnd, hi-b.base), b.cap)
+	default: // KindConstant
+		return b.base
+	}
+}
+
+// uniform returns a uniformly random duration in [0, d]. It scales one
+// float draw, so for a given draw the result grows with d: schedules that
+// grow stay ordered draw by draw, which the property tests rely on.
+func uniform(rnd *rand.Rand, d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	f := float01(rnd) * float64(d)
+	if f >= float64(d) {
+		return d
+	}
+	return time.Duration(f)
+}
+
+func float01(rnd *rand.Rand) float64 {
+	if rnd == nil {
+		return rand.Float64()
+	}
+	return rnd.Float64()
+}
+
+// JitterKind names the way a Jitter randomises a wait.
+type JitterKind uint8
+
+// The jitter kinds. JitterDefault is the zero Jitter, which behaves as
+// FullJitter.
+const (
+	JitterDefault JitterKind = iota
+	JitterNone
+	JitterFull
+	JitterEqual
+	JitterProportional
+)
+
+var jitterNames = [...]string{"default", "none", "full", "equal", "proportional"}
+
+// String returns the kind's name as written in configuration files.
+func (k JitterKind) String() string {
+	if int(k) < len(jitterNames) {
+		return jitterNames[k]
+	}
+	return "JitterKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Jitter randomises each wait so that callers that failed together do not
+// retry together. The zero Jitter means FullJitter.
+type Jitter struct {
+	kind  JitterKind
+	ratio float64
+}
+
+// The fixed jitters. Use Proportional for a ± range.
+var (
+	// NoJitter waits exactly the backoff's delay.
+	NoJitter = Jitter{kind: JitterNone}
+	// FullJitter waits a uniform draw from [0, d]: the spread that best
+	// breaks up a crowd (Brooker, "Exponential Backoff And Jitter", 2015).
+	FullJitter = Jitter{kind: JitterFull}
+	// EqualJitter waits d/2 plus a uniform draw from [0, d/2]: never less
+	// than half the delay.
+	EqualJitter = Jitter{kind: JitterEqual}
+)
+
+// Proportional waits d × (1 ± r): a uniform draw from [d(1-r), d(1+r)], the
+// original design's "10 % jitter" with r = 0.1. r must be within [0, 1].
+func Proportional(r float64) Jitter { return Jitter{kind: JitterProportional, ratio: r} }
+
+// Kind returns the jitter's kind (JitterDefault for the zero Jitter).
+func (j Jitter) Kind() JitterKind { return j.kind }
+
+// Ratio returns r of a Proportional jitter, 0 otherwise.
+func (j Jitter) Ratio() float64 { return j.ratio }
+
+// String describes the jitter, e.g. "full" or "±10%".
+func (j Jitter) String() string {
+	if j.kind == JitterProportional {
+		return "±" + strconv.FormatFloat(j.ratio*100, 'g', -1, 64) + "%"
+	}
+	if j.kind == JitterDefault {
+		return JitterFull.String()
+	}
+	return j.kind.String()
+}
+
+func (j Jitter) validate() error {
+	switch j.kind {
+	case JitterDefault, JitterNone, JitterFull, JitterEqual:
+		return nil
+	case JitterProportional:
+		if !(j.ratio >= 0 && j.ratio <= 1) {
+			return fmt.Errorf("retry: Config.Jitter range must be within [0, 1], got %v", j.ratio)
+		}
+		return nil
+	}
+	return fmt.Errorf("retry: Config.Jitter has unknown kind %v", j.kind)
+}
+
+// Apply returns d randomised by the jitter, never negative: within [0, d] for
+// full, [d/2, d] for equal, [d(1-r), d(1+r)] for proportional. rnd as for
+// Backoff.Delay.
+func (j Jitter) Apply(d time.Duration, rnd *rand.Rand) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	switch j.kind {
+	case JitterNone:
+		return d
+	case JitterEqual:
+		half := d / 2
+		return half + uniform(rnd, d-half)
+	case JitterProportional:
+		f := float64(d) * (1 + j.ratio*(2*float01(rnd)-1))
+		if f >= math.MaxInt64 {
+			return math.MaxInt64
+		}
+		return time.Duration(max(f, 0))
+	default: // JitterFull, JitterDefault
+		return uniform(rnd, d)
+	}
+}
+
+// AdaptiveFactor is the original design's adaptive rule: the factor by which
+// delays are scaled given an operation's recent success rate. A healthy
+// operation (> 0.9) retries sooner (0.7×), a struggling one later: > 0.7 →
+// 1×, > 0.5 → 1.5×, otherwise 2×.
+func AdaptiveFactor(successRate float64) float64 {
+	switch {
+	case successRate > 0.9:
+		return 0.7
+	case successRate > 0.7:
+		return 1
+	case successRate > 0.5:
+		return 1.5
+	default:
+		return 2
+	}
+}
+
+// ParseRetryAfter parses an HTTP Retry-After header value, either
+// delta-seconds ("120") or an HTTP-date, as a wait from now. A date in the
+// past gives 0. ok is false for an empty or malformed value.
+func ParseRetryAfter(value string, now time.Time) (wait time.Duration, ok bool) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, false
+	}
+	if value[0] >= '0' && value[0] <= '9' {
+		secs, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		if secs > int64(math.MaxInt64/time.Second) {
+			return math.MaxInt64, true
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(value)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+// retryAfterWait turns a server's Retry-After into the wait: capped by the
+// policy's max delay, then up to 10 % more, so that a crowd told to come back
+// at the same second does not arrive in the same millisecond.
+func retryAfterWait(ra, cap time.Duration, rnd *rand.Rand) time.Duration {
+	d := min(ra, cap)
+	return d + uniform(rnd, d/10)
+}

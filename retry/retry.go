@@ -1,0 +1,372 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/internal/window"
+)
+
+// adaptiveWindow is the number of recent calls the adaptive rule looks at,
+// the original design's adaptation window.
+const adaptiveWindow = 100
+
+// defaultSuccessRate is the success rate assumed before there is history,
+// the original design's assumption.
+const defaultSuccessRate = 0.8
+
+// Retry is a retry policy: it runs the rest of a pipeline again when an
+// attempt fails in a retryable way, waiting between attempts, within its
+// attempts, its time and its retry budget. Make one with New; it is a
+// sluice.Policy, safe for concurrent use, and one Retry may sit in many
+// pipelines, which then share its statistics and budget.
+type Retry struct {
+	s         atomic.Pointer[settings]
+	defBudget *RatioBudget // the budget used when Config.Budget is nil
+	updateMu  sync.Mutex   // serialises Update
+
+	ringMu sync.Mutex // guards ring
+	ring   *window.Ring
+
+	stats stats
+	epoch time.Time
+}
+
+// settings is one immutable configuration of a Retry, swapped whole by Update.
+type settings struct {
+	cfg          Config // defaults applied
+	cap          time.Duration
+	classifier   *sluice.Classifier
+	budget       Budget
+	ratio        *RatioBudget // budget, when it reads the Retry's own first-attempt count
+	hotBudget    Budget       // budget, when successes must be reported to it; else nil
+	epoch        time.Time    // for the system clock: a reading with a monotonic part
+	sampleEvery  uint32
+	sampleBelow  uint64 // a call is timed when a random uint32 is below this: 2³²/sampleEvery
+	simple       bool   // no per-attempt timeout: run attempts directly
+	plainSuccess bool   // a first-attempt success needs only the stats counter
+}
+
+func (s *settings) now() time.Time {
+	if s.cfg.Clock == nil {
+		// time.Since reads only the monotonic clock, often half the cost of
+		// time.Now; the result is as good for windows and durations.
+		return s.epoch.Add(time.Since(s.epoch))
+	}
+	return s.cfg.Clock.Now()
+}
+
+// New returns a Retry for cfg, or an error naming the field of cfg that is
+// out of range and the rule it breaks.
+func New(cfg Config) (*Retry, error) {
+	r := &Retry{ring: window.NewRing(adaptiveWindow), epoch: time.Now()}
+	s, err := r.settingsFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.ratio != nil {
+		s.ratio.attach(&r.stats.firstOK)
+	}
+	r.s.Store(s)
+	return r, nil
+}
+
+func (r *Retry) settingsFor(cfg Config) (*settings, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &settings{
+		cfg:         cfg,
+		cap:         cfg.Backoff.Cap(),
+		classifier:  cfg.Classifier,
+		budget:      cfg.Budget,
+		sampleEvery: uint32(min(cfg.SampleEvery, 1<<30)),
+		simple:      cfg.AttemptTimeout == 0,
+		epoch:       r.epoch,
+	}
+	if s.classifier == nil {
+		s.classifier = sluice.DefaultClassifier
+	}
+	if s.budget == nil {
+		if r.defBudget == nil {
+			r.defBudget, _ = NewBudget(BudgetConfig{}) // the zero config is valid
+		}
+		s.budget = r.defBudget
+	}
+	switch b := s.budget.(type) {
+	case *RatioBudget:
+		s.ratio = b
+	case NoBudget:
+	default:
+		s.hotBudget = b
+	}
+	s.sampleBelow = (1 << 32) / uint64(s.sampleEvery)
+	s.plainSuccess = s.hotBudget == nil && !cfg.Adaptive
+	return s, nil
+}
+
+// Name returns Config.Name, the operation name of the policy's statistics.
+func (r *Retry) Name() string { return r.s.Load().cfg.Name }
+
+// Config returns the configuration in effect, with defaults filled in
+// (a nil Budget, Classifier or Clock stays nil: it means the default).
+func (r *Retry) Config() Config { return r.s.Load().cfg }
+
+// Update applies a changed configuration at runtime, for a live reload: calls
+// that start afterwards use cfg, calls in progress finish under the old one.
+// Statistics, the adaptive history and (when cfg.Budget is nil) the policy's
+// own budget are kept. On error nothing changes.
+func (r *Retry) Update(cfg Config) error {
+	r.updateMu.Lock()
+	defer r.updateMu.Unlock()
+	s, err := r.settingsFor(cfg)
+	if err != nil {
+		return err
+	}
+	old := r.s.Load()
+	if s.ratio != nil && s.ratio != old.ratio {
+		s.ratio.attach(&r.stats.firstOK)
+	}
+	r.s.Store(s)
+	if old.ratio != nil && old.ratio != s.ratio {
+		old.ratio.detach(&r.stats.firstOK)
+	}
+	return nil
+}
+
+// Budget returns the budget in effect: Config.Budget, or the policy's own.
+func (r *Retry) Budget() Budget { return r.s.Load().budget }
+
+// Stats returns a snapshot of the policy's statistics.
+func (r *Retry) Stats() Stats {
+	s := r.s.Load()
+	return r.stats.snapshot(s.cfg.Name, s.cfg.MaxAttempts)
+}
+
+// SuccessRate returns the success rate of the last 100 calls that the
+// adaptive rule uses, 0.8 before any call, and the number of calls it covers.
+// Calls are recorded only while Config.Adaptive is set.
+func (r *Retry) SuccessRate() (rate float64, calls int) {
+	r.ringMu.Lock()
+	c := r.ring.Counts()
+	r.ringMu.Unlock()
+	if c.Calls == 0 {
+		return defaultSuccessRate, 0
+	}
+	return 1 - c.FailureRate(), int(c.Calls)
+}
+
+func (r *Retry) recordOutcome(ok bool) {
+	var flags uint8
+	if !ok {
+		flags = window.Failure
+	}
+	r.ringMu.Lock()
+	r.ring.Record(flags)
+	r.ringMu.Unlock()
+}
+
+// call is the state of one Execute, kept in one place so that the deferred
+// panic check sees how far the call got.
+type call struct {
+	r       *Retry
+	s       *settings
+	attempt int
+	timed   bool
+	done    bool
+	start   time.Time
+}
+
+// finish records the end of the call. now is the zero Time when the clock
+// was not read.
+func (c *call) finish(ok bool, now time.Time) {
+	c.done = true
+	if c.timed {
+		if now.IsZero() {
+			now = c.s.now()
+		}
+		c.r.stats.observe(now.Sub(c.start), int64(c.s.sampleEvery))
+	}
+	c.r.stats.ended(ok, c.attempt)
+	if c.s.cfg.Adaptive {
+		c.r.recordOutcome(ok)
+	}
+}
+
+// succeeded ends a call whose last attempt succeeded. A RatioBudget learns of
+// a first-attempt success from the stats counter it reads; other budgets are
+// told.
+func (c *call) succeeded(now time.Time) {
+	s := c.s
+	if c.timed && now.IsZero() {
+		now = s.now()
+	}
+	if s.hotBudget != nil {
+		s.hotBudget.Attempt(now, c.attempt == 1, Succeeded)
+	} else if s.ratio != nil && !now.IsZero() {
+		s.ratio.Tick(now)
+	}
+	c.finish(true, now)
+}
+
+// checkPanic runs deferred: a call that did not finish is panicking. It is
+// counted as failed and the panic goes on, stack intact.
+func (c *call) checkPanic() {
+	if !c.done {
+		c.r.stats.ended(false, c.attempt)
+		if c.s.cfg.Adaptive {
+			c.r.recordOutcome(false)
+		}
+	}
+}
+
+// Execute runs next, retrying as configured. It returns nil on success; the
+// error of a non-retryable failure as it is; an *ExhaustedError
+// (ErrExhausted) when attempts or time run out; a *BudgetError
+// (ErrBudgetExhausted, sluice.ErrRejected) when the budget refuses a retry;
+// and, when ctx ends during a wait, an error matching ctx's cause that also
+// wraps the last attempt's error.
+func (r *Retry) Execute(ctx context.Context, next sluice.Next) error {
+	_, err := r.execute(ctx, next)
+	return err
+}
+
+func (r *Retry) execute(ctx context.Context, next sluice.Next) (int, error) {
+	c := call{r: r, s: r.s.Load(), attempt: 1}
+	s := c.s
+	c.timed = uint64(rand.Uint32()) < s.sampleBelow
+	if c.timed || s.cfg.MaxElapsed > 0 {
+		c.start = s.now()
+	}
+	defer c.checkPanic()
+
+	var err error
+	if s.simple {
+		err = next.Run(ctx)
+	} else {
+		err = runAttempt(ctx, next, s)
+	}
+	if err == nil && s.cfg.RetryOnResult == nil {
+		// The hot path: no clock read unless sampled, no lock.
+		if s.plainSuccess && !c.timed {
+			c.done = true
+			r.stats.firstOK.Inc() // which a RatioBudget reads
+			return 1, nil
+		}
+		var now time.Time
+		if c.timed {
+			now = s.now()
+		}
+		c.succeeded(now)
+		return 1, nil
+	}
+	err = c.retry(ctx, next, err)
+	return c.attempt, err
+}
+
+// retry continues a call whose first attempt did not simply succeed; err is
+// that attempt's error.
+func (c *call) retry(ctx context.Context, next sluice.Next, err error) error {
+	s := c.s
+	var prevRaw time.Duration
+	for {
+		unwanted := false
+		if err == nil {
+			if s.cfg.RetryOnResult == nil {
+				c.succeeded(time.Time{})
+				return nil
+			}
+			if res := next.Result(); res == nil || !s.cfg.RetryOnResult(res) {
+				c.succeeded(time.Time{})
+				return nil
+			}
+			err, unwanted = ErrUnwantedResult, true
+		}
+
+		now := s.now()
+		first := c.attempt == 1
+		if ctx.Err() != nil {
+			// The caller gave up: its error, not a retry decision.
+			s.budget.Attempt(now, first, NotRetryable)
+			c.finish(false, now)
+			return err
+		}
+		if !unwanted && !s.retryable(ctx, err) {
+			s.budget.Attempt(now, first, NotRetryable)
+			c.finish(false, now)
+			return err
+		}
+		s.budget.Attempt(now, first, Retryable)
+		if !s.cfg.RetryNonIdempotent {
+			if idem, marked := sluice.Idempotent(ctx); marked && !idem {
+				c.finish(false, now)
+				return err
+			}
+		}
+		if c.attempt >= s.cfg.MaxAttempts {
+			c.r.stats.exhausted.Add(1)
+			c.finish(false, now)
+			return &ExhaustedError{Attempts: c.attempt, Last: err}
+		}
+
+		factor := 1.0
+		if s.cfg.Adaptive {
+			rate, _ := c.r.SuccessRate()
+			factor = AdaptiveFactor(rate)
+		}
+		var wait time.Duration
+		wait, prevRaw = s.cfg.Delay(c.attempt, prevRaw, factor, nil)
+		if ra, ok := sluice.RetryAfter(err); ok && ra > 0 {
+			wait = retryAfterWait(ra, s.cap, nil)
+		}
+		if s.cfg.MaxElapsed > 0 && now.Add(wait).Sub(c.start) > s.cfg.MaxElapsed {
+			c.r.stats.exhausted.Add(1)
+			c.finish(false, now)
+			return &ExhaustedError{Attempts: c.attempt, OutOfTime: true, Last: err}
+		}
+		if ok, w := s.budget.AllowRetry(now); !ok {
+			c.r.stats.refused.Add(1)
+			c.finish(false, now)
+			return &BudgetError{Attempts: c.attempt, Last: err, Wait: w}
+		}
+		if s.cfg.OnRetry != nil {
+			s.cfg.OnRetry(Event{Name: s.cfg.Name, Attempt: c.attempt, Err: err, Delay: wait})
+		}
+		if serr := sluice.Sleep(ctx, s.cfg.Clock, wait); serr != nil {
+			c.finish(false, time.Time{})
+			return &canceledError{cause: serr, last: err}
+		}
+		c.attempt++
+		err = runAttempt(ctx, next, s)
+	}
+}
+
+func (s *settings) retryable(ctx context.Context, err error) bool {
+	if s.cfg.RetryOn != nil {
+		return s.cfg.RetryOn(err)
+	}
+	return s.classifier.Classify(ctx, err).Retryable
+}
+
+// runAttempt runs one attempt, under Config.AttemptTimeout if set. The error
+// of an attempt cut short by it wraps ErrAttemptTimeout.
+func runAttempt(ctx context.Context, next sluice.Next, s *settings) error {
+	d := s.cfg.AttemptTimeout
+	if d <= 0 {
+		return next.Run(ctx)
+	}
+	actx, cancel := context.WithTimeoutCause(ctx, d, ErrAttemptTimeout)
+	defer cancel()
+	err := next.Run(actx)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && !errors.Is(err, ErrAttemptTimeout) {
+		err = fmt.Errorf("%w after %v: %w", ErrAttemptTimeout, d, err)
+	}
+	return err
+}
