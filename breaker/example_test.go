@@ -1,0 +1,115 @@
+package breaker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/sluicetest"
+)
+
+var errDown = errors.New("connection refused")
+
+// A breaker in a pipeline: three failures open it, callers are then turned
+// away with ErrOpen and told when to come back, and after OpenFor a probe
+// call closes it again.
+func Example() {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	b := breaker.MustNew(breaker.Config{
+		Name:             "agents",
+		FailureThreshold: 3,
+		OpenFor:          30 * time.Second,
+		SuccessThreshold: 1,
+		Clock:            clock,
+		OnStateChange: func(c breaker.StateChange) {
+			fmt.Printf("%s: %v -> %v\n", c.Name, c.From, c.To)
+		},
+	})
+	p := sluice.NewPipeline(b)
+	ctx := context.Background()
+
+	for range 3 {
+		_ = p.Do(ctx, func(context.Context) error { return errDown })
+	}
+	err := p.Do(ctx, func(context.Context) error { return nil })
+	fmt.Println(err, errors.Is(err, breaker.ErrOpen), errors.Is(err, sluice.ErrRejected))
+	wait, _ := sluice.RetryAfter(err)
+	fmt.Println("retry after", wait)
+
+	clock.Advance(wait)
+	fmt.Println(b.State(clock.Now()))
+	_ = p.Do(ctx, func(context.Context) error { return nil })
+	// Output:
+	// agents: closed -> open
+	// breaker "agents": circuit open true true
+	// retry after 30s
+	// agents: open -> half-open
+	// half-open
+	// agents: half-open -> closed
+}
+
+// The state machine with time as an argument, as a simulator drives it: a
+// failure rate of 50 % over the last 4 calls opens the breaker.
+func ExampleBreaker_Allow() {
+	b := breaker.MustNew(breaker.Config{FailureRateThreshold: 0.5, WindowSize: 4, MinimumCalls: 4, OpenFor: time.Minute})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, o := range []breaker.Outcome{breaker.Success, breaker.Failure, breaker.Success, breaker.Failure} {
+		p, err := b.Allow(now)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		now = now.Add(20 * time.Millisecond) // the call took 20ms
+		p.Done(now, o, 20*time.Millisecond)
+		fmt.Println("call", i, o, b.State(now))
+	}
+	_, err := b.Allow(now.Add(time.Second))
+	fmt.Println(err)
+	fmt.Println(b.State(now.Add(time.Minute)))
+	// Output:
+	// call 0 success closed
+	// call 1 failure closed
+	// call 2 success closed
+	// call 3 failure open
+	// breaker: circuit open
+	// half-open
+}
+
+// A metrics-only breaker is a dry run: it lets every call through while its
+// rules decide what they would have done.
+func ExampleBreaker_SetMetricsOnly() {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	b := breaker.MustNew(breaker.Config{FailureThreshold: 2, Clock: clock})
+	b.SetMetricsOnly()
+	p := sluice.NewPipeline(b)
+	for range 4 {
+		err := p.Do(context.Background(), func(context.Context) error { return errDown })
+		fmt.Println(err)
+	}
+	s := b.Stats()
+	fmt.Println(s.State, s.Shadow, s.Failures, s.WouldReject)
+	// Output:
+	// connection refused
+	// connection refused
+	// connection refused
+	// connection refused
+	// metrics-only open 4 2
+}
+
+// Stats is the snapshot that health checks and metrics read.
+func ExampleBreaker_Stats() {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	b := breaker.MustNew(breaker.Config{Name: "db", FailureThreshold: 1, OpenFor: 10 * time.Second, Clock: clock})
+	p := sluice.NewPipeline(b)
+	_ = p.Do(context.Background(), func(context.Context) error { return errDown })
+	_ = p.Do(context.Background(), func(context.Context) error { return nil })
+	clock.Advance(4 * time.Second)
+	s := b.Stats()
+	fmt.Printf("%s %v calls=%d failures=%d rejected=%d in state %v, next probe in %v\n",
+		s.Name, s.State, s.Calls, s.Failures, s.Rejected, s.InState, s.NextProbeIn)
+	// Output:
+	// db open calls=1 failures=1 rejected=1 in state 4s, next probe in 6s
+}
