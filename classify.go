@@ -16,8 +16,9 @@ import (
 type FailureType uint8
 
 // The failure types. FailureNone is the type of a nil error; FailureCanceled
-// is the caller's own cancellation, which no policy counts against a
-// dependency.
+// is the caller's own cancellation and FailureClient a request the
+// dependency refused as malformed or absent (an HTTP 4xx such as 400 or 404):
+// no policy counts either against a dependency.
 const (
 	FailureNone FailureType = iota
 	FailureNetwork
@@ -27,9 +28,10 @@ const (
 	FailureRateLimited
 	FailureCanceled
 	FailureUnknown
+	FailureClient
 )
 
-var failureNames = [...]string{"none", "network", "timeout", "unavailable", "authentication", "rate-limited", "canceled", "unknown"}
+var failureNames = [...]string{"none", "network", "timeout", "unavailable", "authentication", "rate-limited", "canceled", "unknown", "client"}
 
 // String returns the type's name as used in metrics and logs.
 func (t FailureType) String() string {
@@ -46,8 +48,12 @@ type Failure struct {
 }
 
 // IsFailure reports whether the outcome counts against the dependency: not a
-// success and not the caller's own cancellation.
-func (f Failure) IsFailure() bool { return f.Type != FailureNone && f.Type != FailureCanceled }
+// success, not the caller's own cancellation, and not a client error (the
+// request's fault, not the dependency's: a breaker must not open because
+// callers ask for pages that do not exist).
+func (f Failure) IsFailure() bool {
+	return f.Type != FailureNone && f.Type != FailureCanceled && f.Type != FailureClient
+}
 
 // StatusCoder is implemented by errors that carry an HTTP status code; the
 // classifier reads it to classify the error by status.
@@ -220,8 +226,8 @@ func classifyBuiltin(err error) Failure {
 // 408 and 504 FailureTimeout, 429 FailureRateLimited, 502 and 503
 // FailureUnavailable, all retryable; 401 and 403 FailureAuthentication, not
 // retryable; any other 5xx FailureUnknown, not retryable (500 usually means
-// the request itself broke the server); other 4xx FailureUnknown, not
-// retryable.
+// the request itself broke the server, yet it is the dependency's failure);
+// other 4xx FailureClient, not retryable and not a failure of the dependency.
 func ClassifyStatus(code int) Failure {
 	switch {
 	case code < 400:
@@ -234,6 +240,8 @@ func ClassifyStatus(code int) Failure {
 		return Failure{Type: FailureUnavailable, Retryable: true}
 	case code == http.StatusUnauthorized, code == http.StatusForbidden:
 		return Failure{Type: FailureAuthentication}
+	case code < 500:
+		return Failure{Type: FailureClient}
 	default:
 		return Failure{Type: FailureUnknown}
 	}

@@ -185,10 +185,10 @@ func TestClassifyStatuses(t *testing.T) {
 	}{
 		{200, sluice.FailureNone, false},
 		{304, sluice.FailureNone, false},
-		{400, sluice.FailureUnknown, false},
+		{400, sluice.FailureClient, false},
 		{401, sluice.FailureAuthentication, false},
 		{403, sluice.FailureAuthentication, false},
-		{404, sluice.FailureUnknown, false},
+		{404, sluice.FailureClient, false},
 		{408, sluice.FailureTimeout, true},
 		{429, sluice.FailureRateLimited, true},
 		{500, sluice.FailureUnknown, false},
@@ -298,6 +298,21 @@ func TestFailureTypeString(t *testing.T) {
 	for ft, s := range want {
 		if ft.String() != s {
 			t.Errorf("%d: %q, want %q", ft, ft.String(), s)
+		}
+	}
+}
+
+func TestClientErrorsDoNotCountAgainstDependency(t *testing.T) {
+	ctx := context.Background()
+	for _, code := range []int{400, 404, 409, 422} {
+		f := sluice.Classify(ctx, &sluice.StatusError{Code: code})
+		if f.IsFailure() || f.Retryable {
+			t.Errorf("HTTP %d: %+v counts as a retryable or dependency failure", code, f)
+		}
+	}
+	for _, code := range []int{401, 500, 502} {
+		if f := sluice.Classify(ctx, &sluice.StatusError{Code: code}); !f.IsFailure() {
+			t.Errorf("HTTP %d: %+v should count against the dependency", code, f)
 		}
 	}
 }
