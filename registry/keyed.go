@@ -38,6 +38,9 @@ type Keyed[T any] struct {
 	build func(key string) (T, error)
 	close func(T)
 
+	sys   bool      // clock is the system clock: read the cheaper monotonic clock
+	epoch time.Time // origin of used times when sys
+
 	m     sync.Map // key → *keyedEntry[T]
 	count atomic.Int64
 	mu    sync.Mutex // serialises inserts and evictions
@@ -46,7 +49,7 @@ type Keyed[T any] struct {
 
 type keyedEntry[T any] struct {
 	v    T
-	used atomic.Int64 // last use, unix seconds: coarse so that hot keys rarely write
+	used atomic.Int64 // last use, whole seconds on the family's clock: coarse so that hot keys rarely write
 }
 
 // ErrKeyedBuild wraps the error of building a keyed instance.
@@ -56,7 +59,25 @@ func newKeyed[T any](name string, cfg KeyedConfig, clock sluice.Clock, build fun
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = 1024
 	}
-	return &Keyed[T]{name: name, cfg: cfg, clock: sluice.ClockOr(clock), build: build, close: closeFn}
+	return &Keyed[T]{name: name, cfg: cfg, clock: sluice.ClockOr(clock), sys: clock == nil, epoch: time.Now(),
+		build: build, close: closeFn}
+}
+
+// seconds returns the family's coarse time. With the system clock it reads
+// only the monotonic clock (time.Since), which costs a fraction of time.Now
+// on every Get.
+func (k *Keyed[T]) seconds(now time.Time) int64 {
+	if k.sys {
+		return int64(time.Since(k.epoch) / time.Second)
+	}
+	return now.Unix()
+}
+
+func (k *Keyed[T]) nowSeconds() int64 {
+	if k.sys {
+		return int64(time.Since(k.epoch) / time.Second)
+	}
+	return k.clock.Now().Unix()
 }
 
 // Name returns the family's name; its instances are named name/key.
@@ -73,7 +94,7 @@ func (k *Keyed[T]) Get(key string) (T, error) {
 }
 
 func (k *Keyed[T]) touch(e *keyedEntry[T]) {
-	now := k.clock.Now().Unix()
+	now := k.nowSeconds()
 	if e.used.Load() != now {
 		e.used.Store(now)
 	}
@@ -103,7 +124,7 @@ func (k *Keyed[T]) insert(key string) (T, error) {
 		return zero, fmt.Errorf("%w %s/%s: %w", ErrKeyedBuild, k.name, key, err)
 	}
 	e := &keyedEntry[T]{v: v}
-	e.used.Store(now.Unix())
+	e.used.Store(k.seconds(now))
 	k.m.Store(key, e)
 	k.count.Add(1)
 	k.mu.Unlock()
@@ -125,7 +146,7 @@ func (k *Keyed[T]) sweepLocked(now time.Time) []T {
 	if k.cfg.IdleTTL <= 0 {
 		return nil
 	}
-	cutoff := now.Add(-k.cfg.IdleTTL).Unix()
+	cutoff := k.seconds(now) - int64(k.cfg.IdleTTL/time.Second)
 	var out []T
 	k.m.Range(func(key, e any) bool {
 		ke := e.(*keyedEntry[T])
