@@ -29,9 +29,14 @@ const (
 	FailureCanceled
 	FailureUnknown
 	FailureClient
+	// FailureRejected is a call shed by a policy in this process (a full
+	// bulkhead, a rate limit, an inner open breaker): the dependency never saw
+	// it, so no breaker counts it and no retry repeats it, but a fallback may
+	// answer it.
+	FailureRejected
 )
 
-var failureNames = [...]string{"none", "network", "timeout", "unavailable", "authentication", "rate-limited", "canceled", "unknown", "client"}
+var failureNames = [...]string{"none", "network", "timeout", "unavailable", "authentication", "rate-limited", "canceled", "unknown", "client", "rejected"}
 
 // String returns the type's name as used in metrics and logs.
 func (t FailureType) String() string {
@@ -40,6 +45,12 @@ func (t FailureType) String() string {
 	}
 	return "FailureType(" + strconv.Itoa(int(t)) + ")"
 }
+
+// ErrDoNotRetry marks a failure that the dependency itself declared final: a
+// sluice layer further down shed the call or already retried it. It is not
+// retried here (stacked layers must not multiply attempts), yet it counts
+// against the dependency, which is overloaded or failing.
+var ErrDoNotRetry = errors.New("sluice: do not retry")
 
 // Failure is the verdict of a Classifier on one outcome.
 type Failure struct {
@@ -52,8 +63,14 @@ type Failure struct {
 // request's fault, not the dependency's: a breaker must not open because
 // callers ask for pages that do not exist).
 func (f Failure) IsFailure() bool {
-	return f.Type != FailureNone && f.Type != FailureCanceled && f.Type != FailureClient
+	return f.Type != FailureNone && f.Type != FailureCanceled && f.Type != FailureClient && f.Type != FailureRejected
 }
+
+// Failed reports whether the call produced no result for a reason a
+// substitute answer may cover: a failure of the dependency or a rejection by
+// a policy. It is false for success, the caller's own cancellation and
+// client errors. Fallbacks and stale caches use it.
+func (f Failure) Failed() bool { return f.IsFailure() || f.Type == FailureRejected }
 
 // StatusCoder is implemented by errors that carry an HTTP status code; the
 // classifier reads it to classify the error by status.
@@ -150,9 +167,13 @@ func Classify(ctx context.Context, err error) Failure { return DefaultClassifier
 // is done, a context error is the caller's own cancellation (FailureCanceled,
 // not retryable) rather than a failure of the dependency. ctx may be nil.
 //
-// Built-in rules, after the user's: rejections by sluice itself are
-// FailureUnavailable and not retryable (retrying into an open breaker only
-// adds load); HTTP statuses by ClassifyStatus; context.DeadlineExceeded and
+// Built-in rules, after the user's: a failure marked ErrDoNotRetry is
+// FailureUnavailable and not retryable; a rejection by a policy in this
+// process (ErrRejected) is classified by the failure it wraps, if any (a
+// budget refusal wraps the last attempt's failure), made not retryable, and
+// is otherwise FailureRejected — retrying into an open breaker only adds
+// load, and a breaker must not open because a bulkhead inside it is full;
+// HTTP statuses by ClassifyStatus; context.DeadlineExceeded and
 // net.Error timeouts are FailureTimeout; connection refused, reset, broken
 // pipe, closed connections and temporary DNS failures are FailureNetwork; all
 // retryable. Anything else is FailureUnknown and retryable, as retry
@@ -180,8 +201,11 @@ func (c *Classifier) Classify(ctx context.Context, err error) Failure {
 }
 
 func classifyBuiltin(err error) Failure {
-	if errors.Is(err, ErrRejected) {
+	if errors.Is(err, ErrDoNotRetry) {
 		return Failure{Type: FailureUnavailable}
+	}
+	if errors.Is(err, ErrRejected) {
+		return classifyRejection(err)
 	}
 	var sc StatusCoder
 	if errors.As(err, &sc) {
@@ -245,4 +269,36 @@ func ClassifyStatus(code int) Failure {
 	default:
 		return Failure{Type: FailureUnknown}
 	}
+}
+
+// classifyRejection looks beneath a rejection for the failure it wraps: the
+// last attempt's error under a budget refusal counts against the dependency,
+// a bare bulkhead or limiter rejection does not.
+func classifyRejection(err error) Failure {
+	for _, inner := range unwrapAll(err) {
+		if inner == nil {
+			continue
+		}
+		var f Failure
+		if errors.Is(inner, ErrRejected) {
+			f = classifyRejection(inner)
+		} else {
+			f = classifyBuiltin(inner)
+		}
+		if f.Type != FailureRejected && f.Type != FailureNone {
+			f.Retryable = false
+			return f
+		}
+	}
+	return Failure{Type: FailureRejected}
+}
+
+func unwrapAll(err error) []error {
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return []error{u.Unwrap()}
+	case interface{ Unwrap() []error }:
+		return u.Unwrap()
+	}
+	return nil
 }

@@ -229,8 +229,8 @@ func (shed) RetryAfter() time.Duration { return 2 * time.Second }
 
 func TestClassifyRejectionAndUnknown(t *testing.T) {
 	ctx := context.Background()
-	wantFailure(t, ctx, shed{}, sluice.FailureUnavailable, false)
-	wantFailure(t, ctx, fmt.Errorf("retry: %w", shed{}), sluice.FailureUnavailable, false)
+	wantFailure(t, ctx, shed{}, sluice.FailureRejected, false)
+	wantFailure(t, ctx, fmt.Errorf("retry: %w", shed{}), sluice.FailureRejected, false)
 	wantFailure(t, ctx, errors.New("something odd"), sluice.FailureUnknown, true)
 	wantFailure(t, ctx, io.ErrUnexpectedEOF, sluice.FailureUnknown, true)
 	wantFailure(t, ctx, &net.OpError{Op: "read", Net: "tcp", Err: errors.New("weird")}, sluice.FailureNetwork, true)
@@ -314,5 +314,21 @@ func TestClientErrorsDoNotCountAgainstDependency(t *testing.T) {
 		if f := sluice.Classify(ctx, &sluice.StatusError{Code: code}); !f.IsFailure() {
 			t.Errorf("HTTP %d: %+v should count against the dependency", code, f)
 		}
+	}
+}
+
+func TestRejectionsClassifiedByWhatTheyWrap(t *testing.T) {
+	ctx := context.Background()
+	local := fmt.Errorf("%w: bulkhead full", sluice.ErrRejected)
+	if f := sluice.Classify(ctx, local); f.Type != sluice.FailureRejected || f.IsFailure() || f.Retryable || !f.Failed() {
+		t.Errorf("bare local rejection: %+v, want FailureRejected: not a dependency failure, not retryable, Failed", f)
+	}
+	budget := errors.Join(sluice.ErrRejected, &sluice.StatusError{Code: 503})
+	if f := sluice.Classify(ctx, budget); f.Type != sluice.FailureUnavailable || !f.IsFailure() || f.Retryable {
+		t.Errorf("rejection wrapping a 503: %+v, want FailureUnavailable, counted, not retryable", f)
+	}
+	remote := fmt.Errorf("downstream: %w", sluice.ErrDoNotRetry)
+	if f := sluice.Classify(ctx, remote); f.Type != sluice.FailureUnavailable || !f.IsFailure() || f.Retryable {
+		t.Errorf("do-not-retry: %+v, want FailureUnavailable, counted, not retryable", f)
 	}
 }

@@ -113,7 +113,7 @@ type Config struct {
 	// called outside every lock, only when a value in its stale window
 	// exists, and never when ctx is already done: the caller's own
 	// cancellation never serves stale. If nil,
-	// sluice.Classify(ctx, err).IsFailure().
+	// sluice.Classify(ctx, err).Failed().
 	ServeStale func(ctx context.Context, err error) bool
 }
 
@@ -218,7 +218,7 @@ func New[T any](cfg Config) (*Cache[T], error) {
 	}
 	serveStale := cfg.ServeStale
 	if serveStale == nil {
-		serveStale = func(ctx context.Context, err error) bool { return sluice.Classify(ctx, err).IsFailure() }
+		serveStale = func(ctx context.Context, err error) bool { return sluice.Classify(ctx, err).Failed() }
 	}
 
 	// As many shards as fit, up to 16, with the capacity split exactly so

@@ -65,7 +65,7 @@ type Config[T any] struct {
 	Default *T
 
 	// ShouldFallback decides whether the primary's failure err falls back.
-	// If nil, a failure falls back when sluice.Classify(ctx, err).IsFailure()
+	// If nil, a failure falls back when sluice.Classify(ctx, err).Failed()
 	// (rejections by other policies included). Either way, nothing falls
 	// back once the caller's context has ended.
 	ShouldFallback func(ctx context.Context, err error) bool
@@ -404,7 +404,7 @@ func (f *Fallback[T]) shouldFallback(ctx context.Context, err error) bool {
 	if f.should != nil {
 		return f.should(ctx, err)
 	}
-	return sluice.Classify(ctx, err).IsFailure()
+	return sluice.Classify(ctx, err).Failed()
 }
 
 func (f *Fallback[T]) keyOf(ctx context.Context) string {

@@ -139,7 +139,7 @@ func rejectionText(reason string) string {
 // NoRetryError is the error of an attempt whose failure response a sluice
 // layer further down marked as final: it carries Sluice-Reject (that layer
 // shed the request) or Sluice-Retry: no (that layer already retried it).
-// It matches sluice.ErrRejected, so the default classifier does not retry it
+// It matches sluice.ErrDoNotRetry, so the default classifier does not retry it
 // and a breaker counts it as the host being unavailable; it carries no
 // status code, so a classifier rule on statuses (such as retry.API's) does
 // not make it retryable again.
@@ -162,8 +162,8 @@ func (e *NoRetryError) Error() string {
 	return s
 }
 
-// Is reports whether target is sluice.ErrRejected.
-func (e *NoRetryError) Is(target error) bool { return target == sluice.ErrRejected }
+// Is reports whether target is sluice.ErrDoNotRetry.
+func (e *NoRetryError) Is(target error) bool { return target == sluice.ErrDoNotRetry }
 
 // RetryAfter returns the response's Retry-After.
 func (e *NoRetryError) RetryAfter() time.Duration { return e.RetryAfterHint }

@@ -4,7 +4,10 @@
 // access. Both take the time as an argument where it matters.
 package window
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Outcome flags recorded in a Ring or Buckets.
 const (
@@ -88,12 +91,19 @@ func (r *Ring) Reset() {
 
 // Buckets is a time-based window: the outcomes of the last Span, kept in n
 // buckets of Span/n each, so old outcomes leave the window one bucket at a
-// time.
+// time. If the clock goes back, outcomes recorded at the later times stay
+// counted until their bucket is reused for another slice of time, but no
+// outcome is counted once it is older than the window as of now.
 type Buckets struct {
 	width   int64 // bucket width in nanoseconds
 	buckets []bucket
 	counts  Counts
+	last    int64 // epoch of the last advance; noEpoch after New and Reset
 }
+
+// noEpoch marks an empty bucket. Epochs of times before 1970 are negative,
+// so -1 cannot serve.
+const noEpoch = math.MinInt64
 
 type bucket struct {
 	epoch  int64 // index of the time slice this bucket holds
@@ -109,9 +119,9 @@ func NewBuckets(span time.Duration, n int) *Buckets {
 	if span < time.Duration(n) {
 		n = max(1, int(span))
 	}
-	b := &Buckets{width: int64(span) / int64(n), buckets: make([]bucket, n)}
+	b := &Buckets{width: int64(span) / int64(n), buckets: make([]bucket, n), last: noEpoch}
 	for i := range b.buckets {
-		b.buckets[i].epoch = -1
+		b.buckets[i].epoch = noEpoch
 	}
 	return b
 }
@@ -122,24 +132,32 @@ func (b *Buckets) Span() time.Duration { return time.Duration(b.width * int64(le
 // advance drops buckets that have left the window as of now and returns the
 // bucket for now.
 func (b *Buckets) advance(now time.Time) *bucket {
-	epoch := now.UnixNano() / b.width
+	ns := now.UnixNano()
+	epoch := ns / b.width
+	if ns%b.width < 0 {
+		epoch-- // floor, so that slices before 1970 are aligned too
+	}
 	n := int64(len(b.buckets))
 	cur := &b.buckets[int(((epoch%n)+n)%n)]
-	if cur.epoch != epoch {
+	// Compare with the last epoch, not only the current bucket's: after the
+	// clock went back and forth, the current bucket may be up to date while
+	// a bucket recorded in the past has since left the window.
+	if epoch != b.last {
+		b.last = epoch
 		// Expire every bucket older than the window; cheap since n is small.
 		for i := range b.buckets {
 			bk := &b.buckets[i]
-			if bk.epoch >= 0 && bk.epoch <= epoch-n {
+			if bk.epoch != noEpoch && bk.epoch <= epoch-n {
 				b.counts.Calls -= bk.counts.Calls
 				b.counts.Failures -= bk.counts.Failures
 				b.counts.Slow -= bk.counts.Slow
 				bk.counts = Counts{}
-				bk.epoch = -1
+				bk.epoch = noEpoch
 			}
 		}
 		if cur.epoch != epoch {
 			// A bucket from the future (the clock went back) is dropped too.
-			if cur.epoch >= 0 {
+			if cur.epoch != noEpoch {
 				b.counts.Calls -= cur.counts.Calls
 				b.counts.Failures -= cur.counts.Failures
 				b.counts.Slow -= cur.counts.Slow
@@ -166,7 +184,8 @@ func (b *Buckets) Counts(now time.Time) Counts {
 // Reset empties the window.
 func (b *Buckets) Reset() {
 	for i := range b.buckets {
-		b.buckets[i] = bucket{epoch: -1}
+		b.buckets[i] = bucket{epoch: noEpoch}
 	}
 	b.counts = Counts{}
+	b.last = noEpoch
 }
