@@ -79,60 +79,37 @@ func New(cfg Config) *Registry {
 		keyed:     map[string]keyedFamily{},
 	}
 	r.breakers = newFamily("breaker",
-		func(c breaker.Config) (*breaker.Breaker, error) {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
-			return breaker.New(c)
-		},
-		func(b *breaker.Breaker, c breaker.Config) error {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
-			return b.Update(c)
-		})
+		func(c breaker.Config) (*breaker.Breaker, error) { c.Clock = r.clockOr(c.Clock); return breaker.New(c) },
+		func(b *breaker.Breaker, c breaker.Config) error { c.Clock = r.clockOr(c.Clock); return b.Update(c) })
 	r.bulkheads = newFamily("bulkhead",
 		func(c bulkhead.Config) (*bulkhead.Bulkhead, error) {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
+			c.Clock = r.clockOr(c.Clock)
 			return bulkhead.New(c)
 		},
-		func(b *bulkhead.Bulkhead, c bulkhead.Config) error {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
-			return b.Update(c)
-		})
+		func(b *bulkhead.Bulkhead, c bulkhead.Config) error { c.Clock = r.clockOr(c.Clock); return b.Update(c) })
 	r.limiters = newFamily("rate limiter",
 		func(c ratelimit.Config) (*ratelimit.TokenBucket, error) {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
+			c.Clock = r.clockOr(c.Clock)
 			return ratelimit.New(c)
 		},
 		func(l *ratelimit.TokenBucket, c ratelimit.Config) error {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
+			c.Clock = r.clockOr(c.Clock)
 			return l.Update(c)
 		})
 	r.retries = newFamily("retry",
-		func(c retry.Config) (*retry.Retry, error) {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
-			return retry.New(c)
-		},
-		func(x *retry.Retry, c retry.Config) error {
-			if c.Clock == nil {
-				c.Clock = r.clock
-			}
-			return x.Update(c)
-		})
+		func(c retry.Config) (*retry.Retry, error) { c.Clock = r.clockOr(c.Clock); return retry.New(c) },
+		func(x *retry.Retry, c retry.Config) error { c.Clock = r.clockOr(c.Clock); return x.Update(c) })
 	r.timeouts = newFamily("timeout",
 		func(c timeout.Config) (*timeout.Timeout, error) { return timeout.NewWithConfig(c) }, nil)
 	return r
+}
+
+// clockOr returns c, or the registry's clock when c is nil.
+func (r *Registry) clockOr(c sluice.Clock) sluice.Clock {
+	if c == nil {
+		return r.clock
+	}
+	return c
 }
 
 // Clock returns the registry's clock (nil means the system clock).
