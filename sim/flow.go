@@ -1,0 +1,510 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/bulkhead"
+	"github.com/sluice-go/sluice/ratelimit"
+	"github.com/sluice-go/sluice/retry"
+	"github.com/sluice-go/sluice/sluicehttp"
+	"github.com/sluice-go/sluice/timeout"
+)
+
+// This file is the client side: one logical call going through a policy
+// instance, attempt by attempt, in the order of sluicehttp's Transport,
+// which the sidecar uses (retry, rate limiter, bulkhead, breaker,
+// per-attempt timeout). Each decision is taken by the policy packages' own
+// state machines at the virtual time of the event.
+
+// The errors of the model. Rejections the sim decides on behalf of a
+// package whose explicit-time API returns no error value match that
+// package's sentinel and sluice.ErrRejected, as the package's own would.
+var (
+	errUnavailable  = &sluice.StatusError{Code: 503}
+	errCallerGaveUp = fmt.Errorf("sim: caller's deadline passed: %w", context.DeadlineExceeded)
+	errRateLimited  = fmt.Errorf("sim: %w: %w", ratelimit.ErrLimited, sluice.ErrRejected)
+	errBulkheadFull = fmt.Errorf("sim: %w (queue full): %w", bulkhead.ErrFull, sluice.ErrRejected)
+	errBulkheadWait = fmt.Errorf("sim: %w (wait expired): %w", bulkhead.ErrFull, sluice.ErrRejected)
+)
+
+// answers makes the answers a middle service sends its caller, as its
+// caller's HTTP client sees them, one shared value per distinct answer (the
+// wire carries a status, a Sluice-Reject reason and a Retry-After in whole
+// seconds), so that the classifier's verdicts can be memoised.
+type answers map[answerKey]error
+
+type answerKey struct {
+	code       int
+	reason     string
+	retryAfter time.Duration
+	final      bool
+}
+
+func (a answers) get(k answerKey) error {
+	if e, ok := a[k]; ok {
+		return e
+	}
+	var e error
+	if k.final {
+		e = &sluicehttp.NoRetryError{Code: k.code, Reason: k.reason, RetryAfterHint: k.retryAfter}
+	} else {
+		e = &sluice.StatusError{Code: k.code}
+	}
+	a[k] = e
+	return e
+}
+
+// final is an answer marked Sluice-Reject (reason set) or Sluice-Retry: no,
+// which the caller's transport turns into a *sluicehttp.NoRetryError.
+func (a answers) final(code int, reason string, retryAfter time.Duration) error {
+	if retryAfter > 0 {
+		retryAfter = (retryAfter + time.Second - 1).Truncate(time.Second)
+	}
+	return a.get(answerKey{code: code, reason: reason, retryAfter: retryAfter, final: true})
+}
+
+// sidecar is what a service behind a sluice sidecar answers for a call that
+// ended with err, as sluicehttp has it: the upstream's last failure answer
+// marked Sluice-Retry: no when the upstream answered at all; otherwise the
+// answer RejectionFor gives a policy's decision (Sluice-Reject); otherwise
+// 502.
+func (a answers) sidecar(c *call, err error) error {
+	if err == nil {
+		return nil
+	}
+	if last := c.lastAnswer; last != nil {
+		var nr *sluicehttp.NoRetryError
+		if errors.As(last, &nr) {
+			return a.final(nr.Code, nr.Reason, nr.RetryAfterHint)
+		}
+		var sc sluice.StatusCoder
+		if errors.As(last, &sc) {
+			hint, _ := sluice.RetryAfter(last)
+			return a.final(sc.StatusCode(), "", hint)
+		}
+	}
+	if r, ok := sluicehttp.RejectionFor(err); ok {
+		return a.final(r.Status, r.Reason, r.RetryAfter)
+	}
+	return a.get(answerKey{code: 502})
+}
+
+// plain is what a service with a plain retry library answers: the status
+// of the failure, 503 when its policy shed the call, 502 otherwise.
+func (a answers) plain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var sc sluice.StatusCoder
+	switch {
+	case errors.As(err, &sc):
+		return a.get(answerKey{code: sc.StatusCode()})
+	case errors.Is(err, sluice.ErrRejected):
+		return a.get(answerKey{code: 503})
+	}
+	return a.get(answerKey{code: 502})
+}
+
+// inst is one client's instance of a policy: its own budget, breaker,
+// bulkhead and limiter, as each service instance's sidecar has its own.
+type inst struct {
+	sp     *spec
+	chain  int // which client (or chain of services) it serves
+	rng    *rand.Rand
+	budget retry.Budget
+	br     *breaker.Breaker
+	bh     *bulkhead.Bulkhead
+	lim    *ratelimit.TokenBucket
+
+	// The bulkhead's FIFO of waiting attempts. The bulkhead offers no
+	// explicit-time queue, so the sim keeps it (MaxQueue, MaxWait, FIFO)
+	// and hands a released permit to the head with TryAcquire.
+	waitQ   []*try
+	waiting int // live entries of waitQ
+}
+
+func newInst(sp *spec, w *world, chain int, rng *rand.Rand) *inst {
+	in := &inst{sp: sp, chain: chain, rng: rng}
+	if sp.retry != nil {
+		in.budget = sp.budget.build()
+	}
+	if sp.breaker != nil {
+		c := *sp.breaker
+		c.Clock = w.clock
+		in.br = breaker.MustNew(c)
+	}
+	if sp.bulkhead != nil {
+		c := *sp.bulkhead
+		c.Clock = w.clock
+		in.bh = bulkhead.MustNew(c)
+	}
+	if sp.limiter != nil {
+		c := *sp.limiter
+		c.Clock = w.clock
+		in.lim = ratelimit.MustNew(c)
+	}
+	return in
+}
+
+// layer is one hop of calls: callers with policy instances sending attempts
+// to whatever is below (the upstream server, or the next service).
+type layer struct {
+	w              *world
+	rec            *recorder
+	index          int
+	attemptTimeout time.Duration // the client's own per-attempt timeout
+	send           func(t *try)  // transmit an attempt; the answer comes back through reply
+	bottom         bool          // attempts reach the upstream server
+	timeouts       *lane         // per-attempt timeouts, a fixed delay after sending
+	verdicts       *verdicts
+	timeoutErrs    map[time.Duration]error
+}
+
+// call is one logical request at one layer.
+type call struct {
+	in       *inst
+	arrive   int64
+	deadline int64
+	attempt  int
+	prevRaw  time.Duration
+	done     func(c *call, err error)
+	finished bool
+	// lastAnswer is the last failure answer from below, for the answer a
+	// sidecar gives when the call fails.
+	lastAnswer error
+}
+
+// try is one attempt of a call.
+type try struct {
+	c         *call
+	allowedAt int64 // when the breaker admitted it
+	timeoutAt int64
+	permit    breaker.Permit
+	bulk      bool // holds a bulkhead permit
+	waiting   bool // queued for a bulkhead permit
+	finished  bool
+}
+
+// start begins a logical call at the current time.
+func (l *layer) start(in *inst, deadline int64, done func(c *call, err error)) {
+	c := &call{in: in, arrive: l.w.now, deadline: deadline, done: done}
+	l.attempt(c)
+}
+
+func (l *layer) attempt(c *call) {
+	c.attempt++
+	t := &try{c: c}
+	l.stageLimiter(t)
+}
+
+func (l *layer) stageLimiter(t *try) {
+	in, c, w := t.c.in, t.c, l.w
+	lc := in.sp.limiter
+	if lc == nil {
+		l.stageBulkhead(t)
+		return
+	}
+	if lc.MaxWait == 0 {
+		if in.lim.AllowAt(w.time(), 1) {
+			l.stageBulkhead(t)
+		} else {
+			l.end(t, errRateLimited, false)
+		}
+		return
+	}
+	r := in.lim.Reserve(w.time(), 1)
+	d := r.Delay()
+	if !r.OK() || (lc.MaxWait > 0 && d > lc.MaxWait) || w.now+int64(d) > c.deadline {
+		if r.OK() {
+			r.CancelAt(w.time())
+		}
+		l.end(t, errRateLimited, false)
+		return
+	}
+	if d <= 0 {
+		l.stageBulkhead(t)
+		return
+	}
+	l.rec.queued++
+	w.after(d, func() { l.stageBulkhead(t) })
+}
+
+func (l *layer) stageBulkhead(t *try) {
+	in, c, w := t.c.in, t.c, l.w
+	if in.bh == nil {
+		l.stageBreaker(t)
+		return
+	}
+	if in.waiting == 0 && in.bh.TryAcquire() {
+		t.bulk = true
+		l.stageBreaker(t)
+		return
+	}
+	bc := in.sp.bulkhead
+	if in.waiting >= bc.MaxQueue {
+		l.end(t, errBulkheadFull, false)
+		return
+	}
+	l.rec.queued++
+	t.waiting = true
+	in.waitQ = append(in.waitQ, t)
+	in.waiting++
+	limit, gaveUp := c.deadline, true
+	if bc.MaxWait > 0 && w.now+int64(bc.MaxWait) < limit {
+		limit, gaveUp = w.now+int64(bc.MaxWait), false
+	}
+	w.at(limit, func() {
+		if !t.waiting {
+			return
+		}
+		t.waiting = false
+		in.waiting--
+		if gaveUp {
+			l.end(t, errCallerGaveUp, true)
+		} else {
+			l.end(t, errBulkheadWait, false)
+		}
+	})
+}
+
+func (l *layer) stageBreaker(t *try) {
+	in, w := t.c.in, l.w
+	if in.br != nil {
+		p, err := in.br.Allow(w.time())
+		if err != nil {
+			l.end(t, err, false)
+			return
+		}
+		t.permit = p
+	}
+	t.allowedAt = w.now
+	l.transmit(t)
+}
+
+// release returns t's bulkhead permit and hands it to the first live waiter.
+func (l *layer) release(in *inst) {
+	in.bh.Release()
+	for in.waiting > 0 && len(in.waitQ) > 0 {
+		next := in.waitQ[0]
+		if !next.waiting {
+			in.waitQ[0] = nil
+			in.waitQ = in.waitQ[1:]
+			continue
+		}
+		if !in.bh.TryAcquire() {
+			return
+		}
+		in.waitQ[0] = nil
+		in.waitQ = in.waitQ[1:]
+		next.waiting = false
+		in.waiting--
+		next.bulk = true
+		l.stageBreaker(next)
+		return
+	}
+	if in.waiting == 0 {
+		clear(in.waitQ)
+		in.waitQ = in.waitQ[:0]
+	}
+}
+
+// transmit sends the attempt below, bounded by the per-attempt timeout (the
+// client's own, or the policy's if shorter) and the caller's deadline.
+func (l *layer) transmit(t *try) {
+	c, w := t.c, l.w
+	l.rec.sent(l.index, w.now, l.bottom)
+	tmo := l.attemptTimeout
+	if p := c.in.sp.timeout; p > 0 && p < tmo {
+		tmo = p
+	}
+	limit, gaveUp := w.now+int64(tmo), false
+	if limit >= c.deadline {
+		limit, gaveUp = c.deadline, true
+	}
+	t.timeoutAt = limit
+	schedule := w.at
+	if !gaveUp && l.timeouts != nil {
+		schedule = func(t int64, fn func()) { w.atLane(l.timeouts, t, fn) }
+	}
+	schedule(limit, func() {
+		if t.finished {
+			return
+		}
+		if gaveUp {
+			l.end(t, errCallerGaveUp, true)
+		} else {
+			l.end(t, l.timeoutErr(tmo), false)
+		}
+	})
+	l.send(t)
+}
+
+// timeoutErr returns the error of an attempt cut short after d, the one a
+// timeout policy returns; one value per limit, as the policy shares it too.
+func (l *layer) timeoutErr(d time.Duration) error {
+	if e, ok := l.timeoutErrs[d]; ok {
+		return e
+	}
+	if l.timeoutErrs == nil {
+		l.timeoutErrs = map[time.Duration]error{}
+	}
+	e := &timeout.Error{Limit: d, Err: context.DeadlineExceeded}
+	l.timeoutErrs[d] = e
+	return e
+}
+
+// reply delivers the answer to an attempt; an answer to an attempt its
+// client has given up on is work the server did for nothing.
+func (l *layer) reply(t *try, err error) {
+	if t.finished {
+		if l.bottom {
+			l.rec.wasted++
+		}
+		return
+	}
+	if err != nil {
+		t.c.lastAnswer = err
+	}
+	l.end(t, err, false)
+}
+
+// end finishes attempt t with err: it returns the bulkhead permit, reports
+// the outcome to the breaker, and lets the retry policy decide. gaveUp says
+// the caller's own deadline ended it (its context is done).
+func (l *layer) end(t *try, err error, gaveUp bool) {
+	t.finished = true
+	c, in, w := t.c, t.c.in, l.w
+	if t.bulk {
+		t.bulk = false
+		l.release(in)
+	}
+	if in.br != nil {
+		t.permit.Done(w.time(), l.verdicts.breakerOutcome(err, gaveUp), time.Duration(w.now-t.allowedAt))
+	}
+	l.decide(c, err, gaveUp)
+}
+
+// verdicts memoises the shared classifier's verdicts on the few error
+// values a run produces (the model's errors are shared values), since
+// classifying walks the error chain with reflection.
+type verdicts struct {
+	classified map[error]sluice.Failure
+	retry      map[error]bool
+}
+
+func newVerdicts() *verdicts {
+	return &verdicts{classified: map[error]sluice.Failure{}, retry: map[error]bool{}}
+}
+
+func (v *verdicts) classify(err error) sluice.Failure {
+	if f, ok := v.classified[err]; ok {
+		return f
+	}
+	f := sluice.Classify(context.Background(), err)
+	v.classified[err] = f
+	return f
+}
+
+// breakerOutcome is how a breaker's Execute counts an error when
+// Config.IsFailure is nil: the caller's cancellation is ignored, a failure
+// in the shared classifier's sense counts, anything else is a success.
+func (v *verdicts) breakerOutcome(err error, gaveUp bool) breaker.Outcome {
+	switch {
+	case err == nil:
+		return breaker.Success
+	case gaveUp:
+		return breaker.Ignored
+	}
+	f := v.classify(err)
+	switch {
+	case f.Type == sluice.FailureCanceled:
+		return breaker.Ignored
+	case f.IsFailure():
+		return breaker.Failure
+	}
+	return breaker.Success
+}
+
+// decide is the retry executor's sequence after an attempt, step for step
+// (retry.(*Retry).Execute): tell the budget, classify, check attempts, draw
+// the wait with Config.Delay, check MaxElapsed, ask the budget, wait.
+func (l *layer) decide(c *call, err error, gaveUp bool) {
+	w, in := l.w, c.in
+	rc := in.sp.retry
+	first := c.attempt == 1
+	now := w.time()
+	if rc == nil {
+		l.finish(c, err)
+		return
+	}
+	switch {
+	case err == nil:
+		in.budget.Attempt(now, first, retry.Succeeded)
+		l.finish(c, nil)
+		return
+	case gaveUp:
+		in.budget.Attempt(now, first, retry.NotRetryable)
+		l.finish(c, err)
+		return
+	case !l.verdicts.retryable(rc, err):
+		in.budget.Attempt(now, first, retry.NotRetryable)
+		l.finish(c, err)
+		return
+	}
+	in.budget.Attempt(now, first, retry.Retryable)
+	if c.attempt >= rc.MaxAttempts {
+		l.finish(c, &retry.ExhaustedError{Attempts: c.attempt, Last: err})
+		return
+	}
+	wait, raw := rc.Delay(c.attempt, c.prevRaw, 1, in.rng)
+	c.prevRaw = raw
+	if rc.MaxElapsed > 0 && w.now+int64(wait)-c.arrive > int64(rc.MaxElapsed) {
+		l.finish(c, &retry.ExhaustedError{Attempts: c.attempt, OutOfTime: true, Last: err})
+		return
+	}
+	if ok, bw := in.budget.AllowRetry(now); !ok {
+		l.rec.budgetRefused++
+		l.finish(c, &retry.BudgetError{Attempts: c.attempt, Last: err, Wait: bw})
+		return
+	}
+	if w.now+int64(wait) >= c.deadline {
+		// The caller's deadline ends the wait.
+		w.at(c.deadline, func() { l.finish(c, errCallerGaveUp) })
+		return
+	}
+	w.after(wait, func() { l.attempt(c) })
+}
+
+// retryable is the retry policy's test: Config.RetryOn if set, else its
+// classifier (the shared one by default). A run simulates one policy, so
+// the verdict depends on the error alone.
+func (v *verdicts) retryable(rc *retry.Config, err error) bool {
+	if r, ok := v.retry[err]; ok {
+		return r
+	}
+	var r bool
+	switch {
+	case rc.RetryOn != nil:
+		r = rc.RetryOn(err)
+	case rc.Classifier != nil:
+		r = rc.Classifier.Classify(context.Background(), err).Retryable
+	default:
+		r = v.classify(err).Retryable
+	}
+	v.retry[err] = r
+	return r
+}
+
+func (l *layer) finish(c *call, err error) {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	c.done(c, err)
+}

@@ -1,0 +1,389 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/bulkhead"
+	"github.com/sluice-go/sluice/config"
+	"github.com/sluice-go/sluice/ratelimit"
+	"github.com/sluice-go/sluice/retry"
+)
+
+// The built-in policies, in the order reports list them.
+const (
+	PolicyNone            = "none"
+	PolicyNaive           = "naive"
+	PolicyOriginalNetwork = "original-network"
+	PolicySluiceDefault   = "sluice-default"
+)
+
+// BuiltinPolicies returns the names of the built-in policies.
+func BuiltinPolicies() []string {
+	return []string{PolicyNone, PolicyNaive, PolicyOriginalNetwork, PolicySluiceDefault}
+}
+
+// originalNetworkYAML is the original design's network policy in the
+// sidecar's schema: 5 attempts, exponential from 1 s, ×2, capped at 30 s,
+// ±10 % jitter, no budget, and its breaker: 5 consecutive failures, 60 s
+// open, 3 successes to close. The original let every call through while
+// half-open; 1000 probes at once stands for that.
+const originalNetworkYAML = `
+policies:
+  original-network:
+    retry:
+      max_attempts: 5
+      backoff: exponential
+      base_delay: 1s
+      max_delay: 30s
+      multiplier: 2
+      jitter: proportional
+      jitter_ratio: 0.1
+      budget: off
+    circuit_breaker:
+      failure_threshold: 5
+      open_for: 60s
+      success_threshold: 3
+      half_open_calls: 1000
+    timeout: 30s
+`
+
+// spec is a policy ready to be instantiated once per simulated client: the
+// package configurations, validated, with the sidecar's zero values turned
+// into the packages' defaults.
+type spec struct {
+	name     string
+	retry    *retry.Config // defaults filled in; nil means no retry
+	budget   budgetSpec
+	breaker  *breaker.Config
+	bulkhead *bulkhead.Config // defaults filled in
+	limiter  *ratelimit.Config
+	timeout  time.Duration // per attempt; 0 means none of its own
+	// sidecar says the policy runs in sluice's sidecar, whose answers mark
+	// failures final (Sluice-Reject, Sluice-Retry: no) for the layer above;
+	// the other built-ins stand for plain retry libraries.
+	sidecar bool
+}
+
+type budgetSpec struct {
+	off   bool
+	ratio retry.BudgetConfig
+}
+
+func (b budgetSpec) build() retry.Budget {
+	if b.off {
+		return retry.NoBudget{}
+	}
+	rb, err := retry.NewBudget(b.ratio)
+	if err != nil {
+		panic(err) // validated when the spec was built
+	}
+	return rb
+}
+
+// builtinSpec returns the spec of a built-in policy.
+func builtinSpec(name string) (*spec, error) {
+	switch name {
+	case PolicyNone:
+		return &spec{name: name}, nil
+	case PolicyNaive:
+		rc, err := filled(retry.Config{Name: name, MaxAttempts: 4, Backoff: retry.Constant(0), Jitter: retry.NoJitter, Budget: retry.NoBudget{}})
+		if err != nil {
+			return nil, err
+		}
+		return &spec{name: name, retry: rc, budget: budgetSpec{off: true}}, nil
+	case PolicyOriginalNetwork:
+		specs, err := parsePolicies("<original-network>", []byte(originalNetworkYAML))
+		if err != nil {
+			return nil, err
+		}
+		specs[0].sidecar = false // the original design's library, not a sidecar
+		return specs[0], nil
+	case PolicySluiceDefault:
+		// The embedded configuration `sluice serve` runs without a file,
+		// read with an empty environment so the result never varies.
+		l := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }}
+		c, err := l.Parse(config.DefaultFile, config.DefaultYAML())
+		if err != nil {
+			return nil, err
+		}
+		p, ok := c.Policies["default"]
+		if !ok {
+			return nil, errors.New("sim: the default configuration has no policy named default")
+		}
+		s, err := specFromConfig(name, p)
+		if s != nil {
+			s.sidecar = true
+		}
+		return s, err
+	}
+	return nil, fmt.Errorf("sim: unknown policy %q (built-in policies: %v)", name, BuiltinPolicies())
+}
+
+// LoadPolicies reads a file in the sidecar's schema and returns the names of
+// the policies it defines, in name order, checking that each can be
+// simulated. A file may hold only a policies section; routes are optional.
+func LoadPolicies(path string) ([]string, error) {
+	specs, err := loadPolicyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.name
+	}
+	return names, nil
+}
+
+func loadPolicyFile(path string) ([]*spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	return parsePolicies(filepath.Base(path), data)
+}
+
+// parsePolicies parses a configuration with config.Parse and builds a spec
+// for each of its policies, in name order.
+func parsePolicies(filename string, data []byte) ([]*spec, error) {
+	c, err := config.Parse(filename, data)
+	if err != nil && onlyMissingRoutes(err) && !hasRoutesKey(data) {
+		// A file of policies alone: give the parser the route it insists
+		// on, after the user's text so that positions in errors hold.
+		padded := append(slices.Clip(data), "\nroutes: [{name: sim, upstreams: [\"http://127.0.0.1:9\"]}]\n"...)
+		c, err = config.Parse(filename, padded)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Policies) == 0 {
+		return nil, fmt.Errorf("sim: %s defines no policies", filename)
+	}
+	names := make([]string, 0, len(c.Policies))
+	for n := range c.Policies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	specs := make([]*spec, 0, len(names))
+	for _, n := range names {
+		s, err := specFromConfig(n, c.Policies[n])
+		if err != nil {
+			return nil, fmt.Errorf("sim: %s: policies.%s: %w", filename, n, err)
+		}
+		s.sidecar = true
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+func onlyMissingRoutes(err error) bool {
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) == 0 {
+		return false
+	}
+	for _, e := range es {
+		if e.Field != "routes" {
+			return false
+		}
+	}
+	return true
+}
+
+func hasRoutesKey(data []byte) bool {
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(data, &top) != nil {
+		return true // let the parser's error stand
+	}
+	_, ok := top["routes"]
+	return ok
+}
+
+// specFromConfig turns one policy of the sidecar's schema into package
+// configurations. Zero fields stay zero where the package has a default, so
+// each default lives once, in its package.
+func specFromConfig(name string, p config.Policy) (*spec, error) {
+	s := &spec{name: name, timeout: p.Timeout}
+	if p.Retry != nil {
+		rc, b, err := retryFromConfig(name, p.Retry)
+		if err != nil {
+			return nil, err
+		}
+		s.retry, s.budget = rc, b
+	}
+	if c := p.CircuitBreaker; c != nil {
+		bc := breaker.Config{
+			Name:                  name,
+			FailureThreshold:      c.FailureThreshold,
+			FailureRateThreshold:  c.FailureRate,
+			SlowCallDuration:      c.SlowCallDuration,
+			SlowCallRateThreshold: c.SlowCallRate,
+			MinimumCalls:          c.MinimumCalls,
+			OpenFor:               c.OpenFor,
+			HalfOpenCalls:         c.HalfOpenCalls,
+			SuccessThreshold:      c.SuccessThreshold,
+			HalfOpenMaxWait:       c.HalfOpenMaxWait,
+		}
+		switch {
+		case c.Window > 0:
+			bc.WindowType, bc.WindowDuration = breaker.TimeWindow, c.Window
+		case c.WindowCalls > 0:
+			bc.WindowType, bc.WindowSize = breaker.CountWindow, c.WindowCalls
+		}
+		if c.MaxOpenFor > 0 {
+			// The schema has a cap but no growth factor: doubling is what a
+			// cap implies.
+			bc.OpenBackoff = breaker.Backoff{Multiplier: 2, Max: c.MaxOpenFor}
+		}
+		if _, err := breaker.New(bc); err != nil {
+			return nil, err
+		}
+		s.breaker = &bc
+	}
+	if c := p.Bulkhead; c != nil {
+		bh, err := bulkhead.New(bulkhead.Config{Name: name, MaxConcurrent: c.MaxConcurrent, MaxQueue: c.MaxQueue, MaxWait: c.MaxWait})
+		if err != nil {
+			return nil, err
+		}
+		bc := bh.Config()
+		s.bulkhead = &bc
+	}
+	if c := p.RateLimit; c != nil {
+		lc := ratelimit.Config{Name: name, Rate: c.Rate, Per: c.Per, Burst: c.Burst, Smooth: c.Smooth, MaxWait: c.MaxWait}
+		if _, err := ratelimit.New(lc); err != nil {
+			return nil, err
+		}
+		s.limiter = &lc
+	}
+	return s, nil
+}
+
+func retryFromConfig(name string, r *config.Retry) (*retry.Config, budgetSpec, error) {
+	cfg := retry.Config{Name: name, MaxAttempts: r.MaxAttempts, MaxElapsed: r.MaxElapsed}
+	def := retry.DefaultBackoff()
+	base, maxDelay, mult := r.BaseDelay, r.MaxDelay, r.Multiplier
+	if base == 0 {
+		base = def.Base()
+	}
+	if maxDelay == 0 {
+		maxDelay = max(def.Cap(), base)
+	}
+	if mult == 0 {
+		mult = def.Multiplier()
+	}
+	switch r.Backoff {
+	case "", config.BackoffExponential:
+		if r.BaseDelay != 0 || r.MaxDelay != 0 || r.Multiplier != 0 {
+			cfg.Backoff = retry.Exponential(base, mult, maxDelay)
+		}
+	case config.BackoffLinear:
+		cfg.Backoff = retry.Linear(base, base, maxDelay)
+	case config.BackoffConstant:
+		cfg.Backoff = retry.Constant(base)
+	case config.BackoffDecorrelated:
+		cfg.Backoff = retry.Decorrelated(base, maxDelay)
+	default:
+		return nil, budgetSpec{}, fmt.Errorf("unknown backoff %q", r.Backoff)
+	}
+	switch r.Jitter {
+	case "", config.JitterFull:
+		cfg.Jitter = retry.FullJitter
+	case config.JitterNone:
+		cfg.Jitter = retry.NoJitter
+	case config.JitterEqual:
+		cfg.Jitter = retry.EqualJitter
+	case config.JitterProportional:
+		ratio := r.JitterRatio
+		if ratio == 0 {
+			ratio = 0.1 // the original design's ±10 %
+		}
+		cfg.Jitter = retry.Proportional(ratio)
+	default:
+		return nil, budgetSpec{}, fmt.Errorf("unknown jitter %q", r.Jitter)
+	}
+	if len(r.RetryOnStatus) > 0 {
+		statuses := slices.Clone(r.RetryOnStatus)
+		cfg.RetryOn = func(err error) bool {
+			var sc sluice.StatusCoder
+			if errors.As(err, &sc) {
+				return slices.Contains(statuses, sc.StatusCode())
+			}
+			return sluice.Classify(context.Background(), err).Retryable
+		}
+	}
+	var b budgetSpec
+	switch {
+	case r.Budget == nil:
+	case r.Budget.Off:
+		b.off = true
+	default:
+		b.ratio = retry.BudgetConfig{Ratio: r.Budget.Ratio, Window: r.Budget.Window, MinRetriesPerSecond: r.Budget.MinPerSecond}
+		if _, err := retry.NewBudget(b.ratio); err != nil {
+			return nil, budgetSpec{}, err
+		}
+	}
+	if b.off {
+		cfg.Budget = retry.NoBudget{}
+	}
+	rc, err := filled(cfg)
+	return rc, b, err
+}
+
+// filled validates cfg and returns it with the retry package's defaults
+// filled in.
+func filled(cfg retry.Config) (*retry.Config, error) {
+	r, err := retry.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := r.Config()
+	return &out, nil
+}
+
+// resolvePolicies returns the specs to simulate: the named built-ins (all of
+// them when names is empty) followed by every policy of every file.
+func resolvePolicies(names, files []string) ([]*spec, error) {
+	if len(names) == 0 {
+		names = BuiltinPolicies()
+	}
+	var out []*spec
+	seen := map[string]string{}
+	add := func(s *spec, from string) error {
+		if prev, dup := seen[s.name]; dup {
+			return fmt.Errorf("sim: policy %q is defined twice (%s and %s)", s.name, prev, from)
+		}
+		seen[s.name] = from
+		out = append(out, s)
+		return nil
+	}
+	for _, n := range names {
+		s, err := builtinSpec(n)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(s, "built-in"); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range files {
+		specs, err := loadPolicyFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range specs {
+			if err := add(s, f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
