@@ -23,8 +23,10 @@
 // out of the file takes its documented default. Policy knobs (retry,
 // circuit_breaker, bulkhead, rate_limit) have none here: a zero value means
 // "the policy package's default", so that each default lives once, in its
-// package. Building policies from a Config is not this package's job; it
-// imports no policy package.
+// package. (*Config).Build turns the policies into instances in a
+// registry.Registry, route by route, and on a live reload applies a changed
+// Config to the same registry in place, keeping the state that still applies
+// (an open breaker stays open); Load and Parse only read and check values.
 //
 // Default returns the embedded default configuration `sluice serve` uses
 // when given no file.

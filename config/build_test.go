@@ -1,0 +1,234 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/config"
+	"github.com/sluice-go/sluice/registry"
+	"github.com/sluice-go/sluice/retry"
+	"github.com/sluice-go/sluice/sluicetest"
+	"github.com/sluice-go/sluice/timeout"
+)
+
+const buildYAML = `
+policies:
+  network:
+    retry: {max_attempts: 5, backoff: exponential, base_delay: 1s, max_delay: 30s, jitter: full, budget: {ratio: 0.1}}
+    circuit_breaker: {failure_threshold: 3, open_for: 30s, half_open_calls: 2}
+    bulkhead: {max_concurrent: 50, max_queue: 100, max_wait: 1s}
+    timeout: 30s
+routes:
+  - name: agents
+    match: {path_prefix: /agents/}
+    upstreams: [http://127.0.0.1:9000, http://127.0.0.1:9001]
+    policy: network
+    on_exhausted: queue
+  - name: api
+    match: {path_prefix: /api/, methods: [GET, HEAD]}
+    upstreams: [http://127.0.0.1:9100]
+    policy: network
+    timeout: 2s
+    rate_limit: {rate: 100, per: 1s, burst: 20}
+`
+
+func build(t *testing.T, reg *registry.Registry, src string, prev *config.Built) (*config.Built, error) {
+	t.Helper()
+	cfg := mustParse(t, config.Loader{}, src)
+	return cfg.Build(reg, config.BuildOptions{Previous: prev})
+}
+
+func TestBuild(t *testing.T) {
+	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
+	b, err := build(t, reg, buildYAML, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Routes) != 2 {
+		t.Fatalf("routes = %d, want 2", len(b.Routes))
+	}
+	agents, api := b.Routes[0], b.Routes[1]
+	var names []string
+	for _, br := range agents.Breakers {
+		names = append(names, br.Name())
+	}
+	if got := strings.Join(names, ","); got != "agents/127.0.0.1:9000,agents/127.0.0.1:9001" {
+		t.Errorf("breakers = %s", got)
+	}
+	if agents.Bulkhead.Name() != "agents" || agents.Retry.Name() != "agents" {
+		t.Errorf("bulkhead %q, retry %q; want both named agents", agents.Bulkhead.Name(), agents.Retry.Name())
+	}
+	if len(agents.Limiters) != 0 {
+		t.Errorf("agents limiters = %d, want 0", len(agents.Limiters))
+	}
+	if len(api.Limiters) != 1 || api.Limiters[0].Name() != "api"+config.RouteLimiterSuffix {
+		t.Errorf("api limiters = %v, want one named api/route", api.Limiters)
+	} else if c := api.Limiters[0].Config(); c.Rate != 100 || c.Burst != 20 || c.Per != time.Second {
+		t.Errorf("api limiter config = %+v", c)
+	}
+	if agents.Timeout.Limit() != 30*time.Second || api.Timeout.Limit() != 2*time.Second {
+		t.Errorf("timeouts = %v, %v; want 30s (policy) and 2s (route override)", agents.Timeout.Limit(), api.Timeout.Limit())
+	}
+	rc := agents.Retry.Config()
+	if rc.MaxAttempts != 5 || rc.Backoff.Kind() != retry.KindExponential || rc.Backoff.Base() != time.Second || rc.Backoff.Cap() != 30*time.Second {
+		t.Errorf("retry config = attempts %d, backoff %v", rc.MaxAttempts, rc.Backoff)
+	}
+	if _, ok := agents.Retry.Budget().(*retry.RatioBudget); !ok {
+		t.Errorf("budget = %T, want *retry.RatioBudget", agents.Retry.Budget())
+	}
+	if c := agents.Bulkhead.Config(); c.MaxConcurrent != 50 || c.MaxQueue != 100 || c.MaxWait != time.Second {
+		t.Errorf("bulkhead config = %+v", c)
+	}
+	// Everything is findable in the registry by name.
+	if got, ok := reg.LookupBreaker("agents/127.0.0.1:9001"); !ok || got != agents.Breakers[1] {
+		t.Error("fallback upstream's breaker not registered")
+	}
+	if _, ok := reg.LookupLimiter("api/route"); !ok {
+		t.Error("route limiter not registered")
+	}
+}
+
+func TestBuildReloadKeepsOpenBreakerOpen(t *testing.T) {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	reg := registry.New(registry.Config{Clock: clock})
+	b1, err := build(t, reg, buildYAML, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := b1.Routes[0].Breakers[0]
+	budget1 := b1.Routes[0].Retry.Budget()
+	for range 3 {
+		p, err := br.Allow(clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(clock.Now(), breaker.Failure, 0)
+	}
+	if s := br.State(clock.Now()); s != breaker.StateOpen {
+		t.Fatalf("state after 3 failures = %v, want open", s)
+	}
+	changed := strings.Replace(buildYAML, "open_for: 30s", "open_for: 45s", 1)
+	changed = strings.Replace(changed, "max_concurrent: 50", "max_concurrent: 7", 1)
+	b2, err := build(t, reg, changed, b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2.Routes[0].Breakers[0] != br {
+		t.Fatal("reload built a new breaker instead of updating the running one")
+	}
+	if s := br.State(clock.Now()); s != breaker.StateOpen {
+		t.Errorf("state after reload = %v, want still open", s)
+	}
+	if got := br.Config().OpenFor; got != 45*time.Second {
+		t.Errorf("OpenFor after reload = %v, want 45s", got)
+	}
+	if got := b2.Routes[0].Bulkhead.Config().MaxConcurrent; got != 7 {
+		t.Errorf("bulkhead MaxConcurrent after reload = %d, want 7", got)
+	}
+	budget2 := b2.Routes[0].Retry.Budget()
+	if budget2 != budget1 {
+		t.Error("an unchanged retry budget was not carried over")
+	}
+	b3, err := build(t, reg, strings.Replace(buildYAML, "ratio: 0.1", "ratio: 0.2", 1), b2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b3.Routes[0].Retry.Budget() == budget2 {
+		t.Error("a changed retry budget was carried over")
+	}
+}
+
+func TestBuildRemovesDroppedBreakers(t *testing.T) {
+	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
+	b1, err := build(t, reg, buildYAML, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := strings.Replace(buildYAML, "[http://127.0.0.1:9000, http://127.0.0.1:9001]", "[http://127.0.0.1:9000]", 1)
+	if _, err := build(t, reg, one, b1); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.LookupBreaker("agents/127.0.0.1:9001"); ok {
+		t.Error("the breaker of a removed upstream is still registered")
+	}
+	if _, ok := reg.LookupBreaker("agents/127.0.0.1:9000"); !ok {
+		t.Error("the breaker of a kept upstream was removed")
+	}
+}
+
+func TestBuildIsAllOrNothing(t *testing.T) {
+	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
+	b1, err := build(t, reg, buildYAML, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustParse(t, config.Loader{}, strings.Replace(buildYAML, "max_concurrent: 50", "max_concurrent: 9", 1))
+	// A value the parser cannot produce but a hand-made Config can: the
+	// policy package refuses it, and nothing of the reload is applied.
+	bad := cfg.Policies["network"]
+	bad.Bulkhead.MaxConcurrent = -1
+	_, err = cfg.Build(reg, config.BuildOptions{Previous: b1})
+	if err == nil || !strings.Contains(err.Error(), "MaxConcurrent") {
+		t.Fatalf("err = %v, want a bulkhead MaxConcurrent error", err)
+	}
+	if got := b1.Routes[0].Bulkhead.Config().MaxConcurrent; got != 50 {
+		t.Errorf("MaxConcurrent = %d after a refused build, want 50 unchanged", got)
+	}
+	if _, err := (&config.Config{}).Build(nil, config.BuildOptions{}); err == nil {
+		t.Error("Build with a nil registry succeeded")
+	}
+}
+
+func TestBuildRetryOn(t *testing.T) {
+	reg := registry.New(registry.Config{})
+	cfg := mustParse(t, config.Loader{}, `
+policies:
+  p: {retry: {max_attempts: 3, retry_on_status: [503]}}
+  q: {retry: {max_attempts: 3}}
+routes:
+  - {name: a, upstreams: ["http://127.0.0.1:1"], policy: p}
+  - {name: b, upstreams: ["http://127.0.0.1:1"], policy: q}
+`)
+	final := errors.New("already answered")
+	b, err := cfg.Build(reg, config.BuildOptions{NeverRetry: func(err error) bool { return errors.Is(err, final) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withStatus, plain := b.Routes[0].Retry.Config().RetryOn, b.Routes[1].Retry.Config().RetryOn
+	tests := []struct {
+		name       string
+		err        error
+		want, plan bool // with retry_on_status [503]; without
+	}{
+		{"listed status", &sluice.StatusError{Code: 503}, true, true},
+		{"unlisted retryable status", &sluice.StatusError{Code: 502}, false, true},
+		{"non-retryable status", &sluice.StatusError{Code: 500}, false, false},
+		{"network error", errors.New("connection reset"), true, true},
+		{"timeout is not an upstream answer", &timeout.Error{Limit: time.Second, Err: &sluice.StatusError{Code: 504}}, true, true},
+		{"rejection", fmt.Errorf("shed: %w", sluice.ErrRejected), false, false},
+		{"never", errors.Join(final, &sluice.StatusError{Code: 503}), false, false},
+	}
+	for _, tt := range tests {
+		if got := withStatus(tt.err); got != tt.want {
+			t.Errorf("%s: with retry_on_status = %v, want %v", tt.name, got, tt.want)
+		}
+		if got := plain(tt.err); got != tt.plan {
+			t.Errorf("%s: without retry_on_status = %v, want %v", tt.name, got, tt.plan)
+		}
+	}
+}
+
+func TestBreakerName(t *testing.T) {
+	r := config.Route{Name: "r", Upstreams: []string{"http://h:1", "http://h:1/v2", "https://other"}}
+	want := []string{"r/h:1#1", "r/h:1#2", "r/other"}
+	for i, w := range want {
+		if got := config.BreakerName(r, i); got != w {
+			t.Errorf("BreakerName(%d) = %q, want %q", i, got, w)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package proxy_test
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-go/sluice/config"
+	"github.com/sluice-go/sluice/proxy"
+)
+
+// startFile serves a configuration read from a file, so that it can be
+// reloaded; it returns the harness and the file's path.
+func startFile(t *testing.T, src string, opts proxy.Options) (*harness, string) {
+	t.Helper()
+	full, dir := withStorage(t, src)
+	path := filepath.Join(dir, "sluice.yaml")
+	writeFile(t, path, full)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ConfigPath = path
+	srv, err := proxy.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, srv: srv, dir: dir, done: make(chan error, 1)}
+	h.serve(listen(t), listen(t))
+	t.Cleanup(h.stop)
+	return h, path
+}
+
+func writeFile(t *testing.T, path, src string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReload(t *testing.T) {
+	up := newUpstream(t, status(500, "boom"))
+	other := newUpstream(t, status(200, "other"))
+	h, path := startFile(t, `
+policies:
+  p: {circuit_breaker: {failure_threshold: 1, open_for: 1h}}
+routes:
+  - {name: r, match: {path_prefix: /r/}, upstreams: [`+up.URL+`], policy: p}
+`, proxy.Options{})
+	storage := strings.SplitN(readFile(t, path), "\n", 2)[0] + "\n"
+	h.do("GET", "/r/", "")
+	if resp, _ := h.do("GET", "/r/", ""); resp.Header.Get("Sluice-Reject") != "circuit-open" {
+		t.Fatalf("breaker did not open: %d", resp.StatusCode)
+	}
+	br, _ := h.srv.Registry().LookupBreaker("r/" + strings.TrimPrefix(up.URL, "http://"))
+
+	// A changed policy and a new route: applied in place, the breaker stays open.
+	writeFile(t, path, storage+`
+policies:
+  p: {circuit_breaker: {failure_threshold: 3, open_for: 2h}}
+routes:
+  - {name: r, match: {path_prefix: /r/}, upstreams: [`+up.URL+`], policy: p}
+  - {name: o, match: {path_prefix: /o/}, upstreams: [`+other.URL+`]}
+`)
+	var st proxy.Status
+	if code := h.adminJSON("POST", "/config/reload", &st); code != 200 || st.Version != 2 || !st.LastReloadOK {
+		t.Fatalf("reload = %d %+v", code, st)
+	}
+	if resp, _ := h.do("GET", "/r/", ""); resp.StatusCode != 503 || resp.Header.Get("Sluice-Reject") != "circuit-open" {
+		t.Errorf("after reload: %d %q, want the breaker still open", resp.StatusCode, resp.Header.Get("Sluice-Reject"))
+	}
+	if now, _ := h.srv.Registry().LookupBreaker("r/" + strings.TrimPrefix(up.URL, "http://")); now != br || br.Config().FailureThreshold != 3 {
+		t.Errorf("the breaker was replaced or not updated")
+	}
+	if resp, body := h.do("GET", "/o/", ""); resp.StatusCode != 200 || body != "other" {
+		t.Errorf("new route: %d %q", resp.StatusCode, body)
+	}
+
+	// A bad file is refused with its errors; the running configuration stays.
+	writeFile(t, path, storage+"routes:\n  - {name: r, upstreams: [http://x], polcy: p}\n")
+	var refused struct {
+		Error  string
+		Status proxy.Status
+	}
+	if code := h.adminJSON("POST", "/config/reload", &refused); code != http.StatusUnprocessableEntity {
+		t.Fatalf("bad reload = %d, want 422", code)
+	}
+	if refused.Status.Version != 2 || refused.Status.LastReloadOK || len(refused.Status.LastErrors) == 0 ||
+		!strings.Contains(refused.Status.LastErrors[0], "sluice.yaml:3:") || !strings.Contains(refused.Status.LastErrors[0], "polcy") {
+		t.Errorf("refused reload status = %+v", refused.Status)
+	}
+	h.adminJSON("GET", "/config/status", &st)
+	if st.LastReloadOK || st.Version != 2 {
+		t.Errorf("GET /config/status = %+v", st)
+	}
+	if resp, _ := h.do("GET", "/o/", ""); resp.StatusCode != 200 {
+		t.Errorf("after a refused reload the old routes must keep running: %d", resp.StatusCode)
+	}
+
+	// A configuration a policy refuses is refused whole too.
+	cfg := h.srv.Config()
+	bad := *cfg
+	bad.Policies = map[string]config.Policy{"p": {Bulkhead: &config.Bulkhead{MaxConcurrent: -1}}}
+	if err := h.srv.Reload(&bad); err == nil {
+		t.Error("Reload accepted a bulkhead of -1")
+	}
+	if h.srv.Config() != cfg || h.srv.Status().LastReloadOK {
+		t.Error("a refused Reload changed the configuration or the status")
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestAdminToken(t *testing.T) {
+	up := newUpstream(t, status(200, "ok"))
+	h := start(t, `
+admin: {token: s3cret}
+routes:
+  - {name: r, upstreams: [`+up.URL+`]}
+`, proxy.Options{})
+	for _, auth := range []string{"", "Bearer wrong", "Bearer s3cre", "Basic s3cret", "s3cret"} {
+		var hdr []string
+		if auth != "" {
+			hdr = []string{"Authorization", auth}
+		}
+		resp, _ := h.doURL(h.admin, "GET", "/config/status", "", hdr...)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("Authorization %q: %d, want 401 with a Bearer challenge", auth, resp.StatusCode)
+		}
+	}
+	resp, body := h.doURL(h.admin, "GET", "/config", "", "Authorization", "Bearer s3cret")
+	if resp.StatusCode != 200 || strings.Contains(body, "s3cret") || !strings.Contains(body, "token: REDACTED") {
+		t.Errorf("GET /config = %d:\n%s", resp.StatusCode, body)
+	}
+	for _, p := range []string{"/metrics", "/health", "/health/report", "/dlq", "/dlq/stats"} {
+		if resp, body := h.doURL(h.admin, "GET", p, "", "Authorization", "bearer s3cret"); resp.StatusCode != 200 {
+			t.Errorf("GET %s = %d %q", p, resp.StatusCode, body)
+		}
+	}
+	// The proxy itself is not behind the token.
+	if resp, _ := h.do("GET", "/", ""); resp.StatusCode != 200 {
+		t.Errorf("proxy = %d", resp.StatusCode)
+	}
+}
+
+// publicListener pretends to listen on a routable address.
+type publicListener struct{ net.Listener }
+
+func (publicListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 9901} }
+
+func TestAdminExposedNeedsToken(t *testing.T) {
+	full, _ := withStorage(t, "routes:\n  - {name: r, upstreams: [http://127.0.0.1:1]}\n")
+	cfg := parse(t, full)
+	cfg.Admin.Listen = "0.0.0.0:9901" // what the parser refuses; New checks again
+	if _, err := proxy.New(cfg, proxy.Options{}); !errors.Is(err, proxy.ErrAdminExposed) {
+		t.Errorf("New = %v, want ErrAdminExposed", err)
+	}
+	cfg.Admin.Listen = "127.0.0.1:9901"
+	srv, err := proxy.New(cfg, proxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, al := listen(t), listen(t)
+	defer pl.Close()
+	defer al.Close()
+	if err := srv.Serve(t.Context(), pl, publicListener{al}); !errors.Is(err, proxy.ErrAdminExposed) {
+		t.Errorf("Serve = %v, want ErrAdminExposed", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestAdminDLQ(t *testing.T) {
+	up := newUpstream(t, status(503, "down"))
+	h := start(t, `
+routes:
+  - {name: q, upstreams: [`+up.URL+`], on_exhausted: queue}
+`, proxy.Options{ReplayPollInterval: time.Hour})
+	var ids []string
+	for i := range 4 {
+		resp, _ := h.do("POST", "/m", string(rune('a'+i)), "Authorization", "Bearer user-token")
+		if resp.StatusCode != 202 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+		ids = append(ids, resp.Header.Get("Sluice-Queued"))
+	}
+	var page struct {
+		Messages []proxy.MessageView
+		Next     string
+	}
+	h.adminJSON("GET", "/dlq?limit=3", &page)
+	if len(page.Messages) != 3 || page.Next != ids[2] || page.Messages[0].ID != ids[0] {
+		t.Fatalf("first page: %d messages, next %q", len(page.Messages), page.Next)
+	}
+	if got := page.Messages[0].Headers["Authorization"]; len(got) != 1 || got[0] != "REDACTED" {
+		t.Errorf("Authorization shown as %q", got)
+	}
+	h.adminJSON("GET", "/dlq?after="+page.Next, &page)
+	if len(page.Messages) != 1 || page.Messages[0].ID != ids[3] || page.Next != "" {
+		t.Fatalf("second page: %+v", page)
+	}
+	var one proxy.MessageView
+	h.adminJSON("GET", "/dlq/"+ids[1]+"?body=1", &one)
+	if one.Body == nil || *one.Body != "b" {
+		t.Errorf("body = %v", one.Body)
+	}
+	if code := h.adminJSON("DELETE", "/dlq/"+ids[0], nil); code != http.StatusNoContent {
+		t.Errorf("DELETE = %d", code)
+	}
+	if code := h.adminJSON("GET", "/dlq/"+ids[0], &one); code != http.StatusNotFound {
+		t.Errorf("GET deleted = %d", code)
+	}
+	var out map[string]string
+	if code := h.adminJSON("POST", "/dlq/"+ids[1]+"/replay", &out); code != http.StatusBadGateway || out["outcome"] != "failed" {
+		t.Errorf("replay while down = %d %v", code, out)
+	}
+	up.set(status(200, "ok"))
+	if code := h.adminJSON("POST", "/dlq/"+ids[1]+"/replay", &out); code != 200 || out["outcome"] != "replayed" {
+		t.Errorf("replay = %d %v", code, out)
+	}
+	var res struct{ Results []proxy.ReplayView }
+	h.adminJSON("POST", "/dlq/replay?queue=q", &res)
+	if len(res.Results) != 1 || res.Results[0].Replayed != 2 {
+		t.Errorf("replay all = %+v", res.Results)
+	}
+	h.adminJSON("GET", "/dlq", &page)
+	if len(page.Messages) != 0 {
+		t.Errorf("%d messages left", len(page.Messages))
+	}
+	for _, p := range []string{"/dlq?state=bogus", "/dlq/not-an-id", "/dlq?limit=0"} {
+		if code := h.adminJSON("GET", p, &out); code != http.StatusBadRequest {
+			t.Errorf("GET %s = %d, want 400", p, code)
+		}
+	}
+	if code := h.adminJSON("POST", "/dlq/replay?queue=nope", &out); code != http.StatusConflict {
+		t.Errorf("replay of an unknown queue = %d, want 409", code)
+	}
+}

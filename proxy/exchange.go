@@ -1,0 +1,492 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/retry"
+	"github.com/sluice-go/sluice/sluicehttp"
+)
+
+const (
+	copyBufSize = 32 << 10
+	// maxKeep bounds how much of a failure answer's body is read ahead, so
+	// that the connection can return to the pool while a retry waits; a
+	// bigger body keeps streaming from the upstream when it is the answer
+	// given.
+	maxKeep = 64 << 10
+)
+
+// errCommitted is returned by an attempt that finds the response already
+// under way to the client: nothing can be tried again.
+var errCommitted = errors.New("proxy: response already sent to the client")
+
+// neverRetry is given to config.Build: errors of attempts that cannot be
+// repeated whatever the retry policy says.
+func neverRetry(err error) bool {
+	var se *streamError
+	return errors.As(err, &se) || errors.Is(err, errCommitted) || errors.Is(err, errBodySent)
+}
+
+// answerError is the error of a try that reached the upstream and got a
+// failure answer (429, 5xx, or a status of retry_on_status). It unwraps to
+// a *sluice.StatusError, which the policies classify by status, or, when a
+// sluice layer further down marked the answer final (Sluice-Reject or
+// Sluice-Retry: no), to a *sluicehttp.NoRetryError, which is never retried.
+// The response itself stays with the exchange, which gives it to the
+// client as the upstream's last answer.
+type answerError struct {
+	upstream string
+	code     int
+	cause    error
+}
+
+func (e *answerError) Error() string {
+	return "proxy: upstream " + e.upstream + " answered " + strconv.Itoa(e.code) + ": " + e.cause.Error()
+}
+
+func (e *answerError) Unwrap() error { return e.cause }
+
+// tryError is the error of a try that got no answer: the upstream could not
+// be reached, the connection broke, or the try was cut short.
+type tryError struct {
+	upstream string
+	err      error
+}
+
+func (e *tryError) Error() string { return "proxy: upstream " + e.upstream + ": " + e.err.Error() }
+func (e *tryError) Unwrap() error { return e.err }
+
+// streamError is the error of a response that broke after its header went
+// to the client: it counts against the upstream but cannot be retried.
+type streamError struct {
+	upstream string
+	err      error
+}
+
+func (e *streamError) Error() string {
+	return "proxy: upstream " + e.upstream + ": response cut off: " + e.err.Error()
+}
+func (e *streamError) Unwrap() error { return e.err }
+
+// exchange is one client request on its way through a route.
+type exchange struct {
+	s          *Server
+	rt         *route
+	w          http.ResponseWriter
+	rc         *http.ResponseController
+	r          *http.Request
+	body       *reqBody
+	header     http.Header // sent upstream, shared by every try
+	idempotent bool        // may be sent more than once
+	tries      int         // round trips made
+	last       *http.Response
+	committed  bool   // the response header went to the client
+	cacheKey   string // "" when the answer is not for the stale cache
+}
+
+// serve runs r through the route and answers it.
+func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
+	if isUpgrade(r) {
+		rt.serveUpgrade(w, r)
+		return
+	}
+	body, err := readBody(r, rt.maxBody)
+	if err != nil {
+		rt.s.log.Debug("proxy: reading the request body", slog.String("route", rt.name), slog.Any("error", err))
+		http.Error(w, "sluice: cannot read the request body", http.StatusBadRequest)
+		return
+	}
+	ex := &exchange{
+		s:      rt.s,
+		rt:     rt,
+		w:      w,
+		rc:     http.NewResponseController(w),
+		r:      r,
+		body:   body,
+		header: outgoingHeader(r),
+	}
+	if body.kept && len(body.buf) > 0 {
+		ex.header.Del("Expect") // the body is here: no need to ask
+	}
+	ex.idempotent = rt.idempotent(r) && body.rewindable()
+	if rt.cache != nil && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		ex.cacheKey = r.Host + " " + r.URL.RequestURI() + " " + r.Header.Get("Accept-Encoding")
+	}
+	ctx := sluice.WithIdempotent(r.Context(), ex.idempotent)
+	err = rt.outer.Do(ctx, ex.attempt)
+	ex.finish(err)
+}
+
+// attempt is one attempt of the retry policy: the route's upstreams in
+// order, each through its breaker and timeout, until one answers well.
+func (ex *exchange) attempt(ctx context.Context) error {
+	if ex.committed {
+		return errCommitted
+	}
+	var errs [4]error
+	list := errs[:0]
+	for i, up := range ex.rt.upstreams {
+		if i > 0 && !ex.mayFallOver(list[len(list)-1]) {
+			break
+		}
+		err := up.pipe.Do(ctx, func(ctx context.Context) error { return ex.try(ctx, up) })
+		if err == nil || ex.committed || ctx.Err() != nil {
+			return err
+		}
+		list = append(list, err)
+	}
+	return pickError(list)
+}
+
+// mayFallOver reports whether, after err from one upstream, the request
+// may go to the next: always for a request that may be sent twice, and
+// otherwise only when the failed upstream never received it (its breaker
+// was open, or the connection was refused).
+func (ex *exchange) mayFallOver(err error) bool {
+	if ex.committed || ex.body.consumed {
+		return false
+	}
+	if ex.idempotent {
+		return true
+	}
+	if errors.Is(err, breaker.ErrOpen) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// pickError chooses the error of an attempt from those of its upstreams:
+// the last one that reached an upstream, or, when every breaker refused,
+// the refusal whose next probe comes first.
+func pickError(errs []error) error {
+	var best error
+	for i := len(errs) - 1; i >= 0; i-- {
+		if !errors.Is(errs[i], sluice.ErrRejected) || errors.As(errs[i], new(*answerError)) {
+			return errs[i]
+		}
+		if best == nil {
+			best = errs[i]
+			continue
+		}
+		bw, _ := sluice.RetryAfter(best)
+		if w, _ := sluice.RetryAfter(errs[i]); w > 0 && (bw <= 0 || w < bw) {
+			best = errs[i]
+		}
+	}
+	return best
+}
+
+// try sends the request to one upstream, under ctx (the upstream's breaker
+// and timeout). A good answer is streamed to the client at once; a failure
+// answer is kept for the exchange and returned as an *answerError.
+func (ex *exchange) try(ctx context.Context, up *upstream) error {
+	out := ex.outgoing(up)
+	if err := ex.body.apply(out); err != nil {
+		return err
+	}
+	// The request runs under a context of its own, ended by ctx until the
+	// try is over: a failure answer's body may be needed after the try's
+	// timeout is gone, when it becomes the client's answer.
+	rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	out = out.WithContext(rctx)
+	ex.tries++
+	resp, err := ex.s.transport.RoundTrip(out)
+	if err != nil {
+		stop()
+		cancel(nil)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return &tryError{upstream: up.name, err: err}
+	}
+	if !ex.rt.isFailure(resp.StatusCode) {
+		defer func() {
+			stop()
+			cancel(nil)
+		}()
+		return ex.deliver(ctx, resp, up)
+	}
+	complete, err := keepBody(resp)
+	if err == nil && !stop() {
+		err = context.Cause(ctx) // the try ended while the body was read
+	}
+	if err != nil {
+		stop()
+		resp.Body.Close()
+		cancel(nil)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return &tryError{upstream: up.name, err: err}
+	}
+	if complete {
+		cancel(nil)
+	} else {
+		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	}
+	ex.keepLast(resp)
+	return &answerError{upstream: up.name, code: resp.StatusCode, cause: failureCause(resp, ex.s.clock.Now())}
+}
+
+// failureCause is the error the policies see for a failure answer.
+func failureCause(resp *http.Response, now time.Time) error {
+	var hint time.Duration
+	if v := resp.Header.Get(sluicehttp.HeaderRetryAfter); v != "" {
+		hint, _ = retry.ParseRetryAfter(v, now)
+	}
+	if reason := resp.Header.Get(sluicehttp.HeaderReject); reason != "" ||
+		strings.EqualFold(resp.Header.Get(sluicehttp.HeaderRetry), "no") {
+		return &sluicehttp.NoRetryError{Code: resp.StatusCode, Reason: reason, RetryAfterHint: hint}
+	}
+	return &sluice.StatusError{Code: resp.StatusCode, RetryAfterHint: hint}
+}
+
+// outgoing returns the request for one try to up; apply sets its body.
+func (ex *exchange) outgoing(up *upstream) *http.Request { return newOutgoing(ex.r, ex.header, up) }
+
+// newOutgoing returns in as sent to up with header, which tries share:
+// net/http's Transport never changes a request's header.
+func newOutgoing(in *http.Request, header http.Header, up *upstream) *http.Request {
+	out := new(http.Request)
+	*out = *in
+	out.URL = targetURL(up, in)
+	out.Host = "" // the upstream's own host; the client's is in X-Forwarded-Host
+	out.RequestURI = ""
+	out.Header = header
+	out.Close = false
+	return out
+}
+
+// keepLast makes resp the exchange's last failure answer, dropping the one
+// it replaces.
+func (ex *exchange) keepLast(resp *http.Response) {
+	ex.dropLast()
+	ex.last = resp
+}
+
+func (ex *exchange) dropLast() {
+	if ex.last != nil {
+		discard(ex.last)
+		ex.last = nil
+	}
+}
+
+// deliver streams a good answer to the client (storing it in the stale
+// cache on the way when it may be). After the header is written the
+// response is committed; an error then is a *streamError.
+func (ex *exchange) deliver(ctx context.Context, resp *http.Response, up *upstream) error {
+	defer resp.Body.Close()
+	var cached []byte
+	cacheable := ex.cacheKey != "" && cacheableAnswer(resp, ex.s.maxCacheBody())
+	if cacheable {
+		limit := ex.s.maxCacheBody()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return &tryError{upstream: up.name, err: err}
+		}
+		if int64(len(data)) <= limit {
+			cached = data
+			ex.rt.cache.put(ex.cacheKey, resp, data)
+		}
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
+	}
+	ex.writeHeader(resp, false)
+	if cached != nil {
+		if _, err := ex.w.Write(cached); err != nil {
+			return nil // the client left; the upstream did its part
+		}
+		ex.writeTrailers(resp)
+		return nil
+	}
+	if err := ex.copyBody(resp); err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return &streamError{upstream: up.name, err: err}
+	}
+	ex.writeTrailers(resp)
+	return nil
+}
+
+// writeHeader writes resp's status and end-to-end header to the client,
+// announcing its trailers, and commits the exchange. final marks an answer
+// given after the retry policy was done with it.
+func (ex *exchange) writeHeader(resp *http.Response, final bool) {
+	h := ex.w.Header()
+	copyHeader(h, resp.Header)
+	removeHopHeaders(h)
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h.Set("Trailer", strings.Join(names, ", "))
+	}
+	if final && ex.rt.hasRetry {
+		h.Set(sluicehttp.HeaderRetry, "no")
+	}
+	ex.committed = true
+	ex.w.WriteHeader(resp.StatusCode)
+}
+
+func (ex *exchange) writeTrailers(resp *http.Response) {
+	for k, vv := range resp.Trailer {
+		ex.w.Header()[http.TrailerPrefix+k] = vv
+	}
+}
+
+// copyBody streams resp's body to the client, flushing as it goes when the
+// length is unknown (a stream, server-sent events). It returns the error
+// reading from the upstream; when the client's side breaks instead, the
+// upstream did nothing wrong and copyBody returns nil.
+func (ex *exchange) copyBody(resp *http.Response) error {
+	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	bp := ex.s.bufs.Get().(*[]byte)
+	defer ex.s.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := ex.w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			if flush {
+				if err := ex.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					return nil
+				}
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil && ex.r.Context().Err() != nil:
+			return nil
+		case rerr != nil:
+			return rerr
+		}
+	}
+}
+
+// finish answers the client once the route's policies are done with the
+// request, unless the answer is under way already.
+func (ex *exchange) finish(err error) {
+	defer ex.dropLast()
+	if ex.committed || err == nil {
+		if err != nil && ex.r.Context().Err() == nil {
+			ex.s.log.Debug("proxy: response cut off", slog.String("route", ex.rt.name), slog.Any("error", err))
+			ex.abort()
+		}
+		return
+	}
+	if ex.r.Context().Err() != nil {
+		return // the client left; nobody to answer
+	}
+	if ex.serveStale(err) || ex.enqueue(err) {
+		return
+	}
+	var ae *answerError
+	if errors.As(err, &ae) && ex.last != nil {
+		ex.writeLast()
+		return
+	}
+	if rej, ok := sluicehttp.RejectionFor(err); ok {
+		ex.s.log.Debug("proxy: request shed", slog.String("route", ex.rt.name), slog.String("reason", rej.Reason))
+		rej.Write(ex.w)
+		return
+	}
+	if ex.last != nil {
+		ex.writeLast()
+		return
+	}
+	ex.s.log.Debug("proxy: no upstream answered", slog.String("route", ex.rt.name), slog.Any("error", err))
+	h := ex.w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if ex.rt.hasRetry {
+		h.Set(sluicehttp.HeaderRetry, "no")
+	}
+	ex.w.WriteHeader(http.StatusBadGateway)
+	_, _ = io.WriteString(ex.w, "bad gateway\n")
+}
+
+// writeLast gives the client the upstream's last failure answer.
+func (ex *exchange) writeLast() {
+	resp := ex.last
+	ex.writeHeader(resp, true)
+	if err := ex.copyBody(resp); err != nil {
+		ex.dropLast()
+		ex.abort()
+	}
+	ex.writeTrailers(resp)
+}
+
+// abort ends a response that broke after it was committed by cutting the
+// client's connection (net/http does so for http.ErrAbortHandler), so that
+// the client sees it cut off instead of a complete-looking short answer.
+func (ex *exchange) abort() {
+	panic(http.ErrAbortHandler)
+}
+
+// keepBody reads up to maxKeep bytes of a failure answer's body. A body
+// that fits is held in memory and the original closed, so the connection
+// goes back to the pool while a retry waits; a bigger one keeps streaming
+// after what was read.
+func keepBody(resp *http.Response) (complete bool, err error) {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return true, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxKeep+1))
+	if err != nil {
+		return false, err
+	}
+	if len(data) <= maxKeep {
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		return true, nil
+	}
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
+	return false, nil
+}
+
+// discard drains a little of a response nobody will read and closes it, so
+// that its connection can be reused.
+func discard(resp *http.Response) {
+	if resp.Body != nil {
+		_, _ = io.CopyN(io.Discard, resp.Body, maxKeep)
+		resp.Body.Close()
+	}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// cancelBody ends a try's own context when the body of the failure answer
+// it kept is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
+}

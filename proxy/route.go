@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/config"
+	"github.com/sluice-go/sluice/ratelimit"
+)
+
+// route is one configured route with its policy instances, as requests
+// use it. It is immutable; a reload makes new routes around the same
+// (updated) instances.
+type route struct {
+	s            *Server
+	name         string
+	prefix       string
+	host         string // lower case; "" matches any host
+	hostHasPort  bool
+	methods      map[string]bool // nil matches any method
+	retryMethods map[string]bool
+	upstreams    []*upstream
+	outer        *sluice.Pipeline // limiters, bulkhead, retry
+	limiters     []*ratelimit.TokenBucket
+	hasRetry     bool
+	retryOn      func(error) bool // the route's retry decision, nil without retry
+	failStatus   map[int]bool     // retry_on_status: also failures
+	maxBody      int64
+	queue        bool
+	cache        *cacheSlot // nil without fallback.stale_cache
+}
+
+// upstream is one upstream of a route with its breaker and timeout.
+type upstream struct {
+	url     *url.URL
+	name    string // the breaker's name, also used in logs
+	breaker *breaker.Breaker
+	pipe    *sluice.Pipeline // breaker, timeout
+}
+
+func newRoute(s *Server, cfg *config.Config, b config.BuiltRoute, c *cacheSlot) *route {
+	rc := b.Route
+	rt := &route{
+		s:        s,
+		name:     rc.Name,
+		prefix:   rc.Match.PathPrefix,
+		host:     strings.ToLower(rc.Match.Host),
+		limiters: b.Limiters,
+		hasRetry: b.Retry != nil,
+		maxBody:  int64(rc.MaxRetryBody),
+		queue:    rc.OnExhausted == config.OnExhaustedQueue,
+		cache:    c,
+	}
+	if rt.host != "" {
+		_, _, err := net.SplitHostPort(rt.host)
+		rt.hostHasPort = err == nil
+	}
+	if len(rc.Match.Methods) > 0 {
+		rt.methods = map[string]bool{}
+		for _, m := range rc.Match.Methods {
+			rt.methods[m] = true
+		}
+	}
+	rt.retryMethods = map[string]bool{}
+	for _, m := range rc.RetryMethods {
+		rt.retryMethods[m] = true
+	}
+	outer := make([]sluice.Policy, 0, len(b.Limiters)+2)
+	for _, l := range b.Limiters {
+		outer = append(outer, l)
+	}
+	outer = append(outer, b.Bulkhead, b.Retry)
+	rt.outer = sluice.NewPipeline(outer...)
+	rt.failStatus = map[int]bool{}
+	if b.Retry != nil {
+		rt.retryOn = b.Retry.Config().RetryOn
+		for _, code := range cfg.Policies[rc.Policy].Retry.RetryOnStatus {
+			rt.failStatus[code] = true
+		}
+	}
+	for i, u := range rc.UpstreamURLs() {
+		up := &upstream{url: u, name: u.Host}
+		if b.Breakers != nil {
+			up.breaker = b.Breakers[i]
+			up.name = up.breaker.Name()
+		}
+		up.pipe = sluice.NewPipeline(up.breaker, b.Timeout)
+		rt.upstreams = append(rt.upstreams, up)
+	}
+	return rt
+}
+
+// matches reports whether r belongs to the route; p is r's cleaned path.
+func (rt *route) matches(r *http.Request, p string) bool {
+	if !strings.HasPrefix(p, rt.prefix) {
+		return false
+	}
+	if rt.methods != nil && !rt.methods[r.Method] {
+		return false
+	}
+	if rt.host == "" {
+		return true
+	}
+	h := r.Host
+	if !rt.hostHasPort {
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
+	}
+	return strings.EqualFold(h, rt.host)
+}
+
+// match returns the first route r matches, or nil.
+func (st *runtime) match(r *http.Request) *route {
+	p := cleanPath(r.URL.Path)
+	for _, rt := range st.routes {
+		if rt.matches(r, p) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// route returns the route named name, or nil.
+func (st *runtime) route(name string) *route {
+	for _, rt := range st.routes {
+		if rt.name == name {
+			return rt
+		}
+	}
+	return nil
+}
+
+// cleanPath resolves "." and ".." elements and doubled slashes before
+// routing, keeping a trailing slash, so that /api/../admin cannot pass as a
+// request for /api/. The request is forwarded with its path as sent.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if !strings.Contains(p, "/.") && !strings.Contains(p, "//") {
+		return p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// idempotent reports whether r may be sent more than once: its method is
+// idempotent (RFC 9110 §9.2.2), it carries an Idempotency-Key, or the route
+// lists its method in retry_methods.
+func (rt *route) idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	if r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != "" {
+		return true
+	}
+	return rt.retryMethods[r.Method]
+}
+
+// isFailure reports whether an upstream answer with this status is a
+// failure that policies count and retries may repeat: 429, any 5xx, and
+// the statuses of the policy's retry_on_status. Other answers, 4xx
+// included, are the upstream's to give and go to the client as they are.
+func (rt *route) isFailure(code int) bool {
+	return code >= 500 || code == http.StatusTooManyRequests || rt.failStatus[code]
+}
+
+// targetURL is r's URL on up: up's scheme and host, up's path (if any) as
+// a prefix of r's, and r's query.
+func targetURL(up *upstream, r *http.Request) *url.URL {
+	u := *r.URL
+	u.Scheme = up.url.Scheme
+	u.Host = up.url.Host
+	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
+	if p := up.url.Path; p != "" && p != "/" {
+		u.Path = joinPath(p, r.URL.Path)
+		if r.URL.RawPath != "" || up.url.RawPath != "" {
+			u.RawPath = joinPath(up.url.EscapedPath(), r.URL.EscapedPath())
+		} else {
+			u.RawPath = ""
+		}
+	}
+	return &u
+}
+
+// joinPath joins two path pieces with exactly one slash between them.
+func joinPath(a, b string) string {
+	as, bs := strings.HasSuffix(a, "/"), strings.HasPrefix(b, "/")
+	switch {
+	case as && bs:
+		return a + b[1:]
+	case !as && !bs && b != "":
+		return a + "/" + b
+	}
+	return a + b
+}
