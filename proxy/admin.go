@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/sluice-go/sluice/dashboard"
 	"net/http"
 	"slices"
 	"strconv"
@@ -34,9 +35,12 @@ import (
 //	GET    /config              the configuration in force as YAML, secrets redacted
 //	GET    /config/status       its version and the outcome of the last reload
 //	POST   /config/reload       read the configuration file again and apply it
+//	GET    /dashboard/          the live dashboard (GET / redirects there)
 //
 // With admin.token set, every request must carry "Authorization: Bearer
-// <token>"; others get 401. The token is compared in constant time, and
+// <token>"; others get 401. The dashboard's static page is the exception: it
+// holds no data, and reads the token from its URL fragment (#token=...) to
+// call the API. The token is compared in constant time, and
 // read from the configuration in force, so a reload can change it.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -55,7 +59,16 @@ func (s *Server) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
 	mux.HandleFunc("POST /config/reload", s.adminReload)
+	dash := dashboard.Handler(dashboard.Options{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			http.Redirect(w, r, dashboard.DefaultBasePath, http.StatusFound)
+			return
+		}
+		if r.URL.Path == "/dashboard" || strings.HasPrefix(r.URL.Path, dashboard.DefaultBasePath) {
+			dash.ServeHTTP(w, r)
+			return
+		}
 		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice admin"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})

@@ -153,6 +153,24 @@ routes:
 	if resp, _ := h.do("GET", "/", ""); resp.StatusCode != 200 {
 		t.Errorf("proxy = %d", resp.StatusCode)
 	}
+	// The dashboard's page holds no data: it is served without the token,
+	// and the admin root leads to it; the API it calls still needs one.
+	resp, body = h.doURL(h.admin, "GET", "/dashboard/", "")
+	if resp.StatusCode != 200 || !strings.Contains(body, "sluice") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("GET /dashboard/ without token = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	root, err := noRedirect.Get(h.admin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.Body.Close()
+	if root.StatusCode != http.StatusFound || root.Header.Get("Location") != "/dashboard/" {
+		t.Errorf("GET / on admin = %d Location %q, want 302 to /dashboard/", root.StatusCode, root.Header.Get("Location"))
+	}
+	if resp, _ := h.doURL(h.admin, "GET", "/health", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /health without token = %d, want 401", resp.StatusCode)
+	}
 }
 
 // publicListener pretends to listen on a routable address.
