@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-go/sluice/proxy"
+)
+
+// dlqShowOptions are the inputs of `sluice dlq show`.
+type dlqShowOptions struct {
+	admin  adminFlags
+	body   bool
+	asJSON bool
+}
+
+func newDLQShowCommand(o *dlqShowOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one dead-lettered request and its replay history",
+		Long: `Show prints one message: the queued request (credentials redacted), when it
+was queued, how often it was replayed and the last error. --body adds the
+request body.`,
+		Example: "  sluice dlq show 01J9Z3K4Q8W2M6T5R7Y1X0V3BN --body",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := o.admin.client()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			q := url.Values{}
+			if o.body {
+				q.Set("body", "1")
+			}
+			r, err := c.do(cmd.Context(), http.MethodGet, "/dlq/"+url.PathEscape(a[0]), q)
+			if err != nil {
+				return err
+			}
+			if r.code != http.StatusOK {
+				return c.apiError(r)
+			}
+			if o.asJSON {
+				_, err := cmd.OutOrStdout().Write(r.body)
+				return err
+			}
+			var m proxy.MessageView
+			if err := json.Unmarshal(r.body, &m); err != nil {
+				return fmt.Errorf("admin API: cannot decode the message: %w", err)
+			}
+			writeMessage(cmd.OutOrStdout(), m)
+			return nil
+		},
+	}
+	o.admin.register(cmd.Flags())
+	cmd.Flags().BoolVar(&o.body, "body", false, "include the request body")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the message as the admin API's JSON")
+	return cmd
+}
+
+// writeMessage prints a message as "key: value" lines, headers sorted.
+func writeMessage(w io.Writer, m proxy.MessageView) {
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Local().Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "id:            %s\n", m.ID)
+	fmt.Fprintf(w, "queue:         %s\n", m.Queue)
+	fmt.Fprintf(w, "state:         %s\n", m.State)
+	fmt.Fprintf(w, "request:       %s %s\n", m.Method, m.URI)
+	if m.Host != "" {
+		fmt.Fprintf(w, "host:          %s\n", m.Host)
+	}
+	fmt.Fprintf(w, "enqueued:      %s\n", ts(m.Enqueued))
+	fmt.Fprintf(w, "attempts:      %d before it was queued\n", m.Attempts)
+	fmt.Fprintf(w, "replays:       %d\n", m.Replays)
+	fmt.Fprintf(w, "first failure: %s\n", ts(m.FirstFailure))
+	fmt.Fprintf(w, "last failure:  %s\n", ts(m.LastFailure))
+	if m.State == "ready" {
+		fmt.Fprintf(w, "next replay:   %s\n", ts(m.NextReplay))
+	}
+	if m.LastError != "" {
+		fmt.Fprintf(w, "last error:    %s\n", m.LastError)
+	}
+	if len(m.Headers) > 0 {
+		fmt.Fprintln(w, "headers:")
+		names := make([]string, 0, len(m.Headers))
+		for k := range m.Headers {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			for _, v := range m.Headers[k] {
+				fmt.Fprintf(w, "  %s: %s\n", k, v)
+			}
+		}
+	}
+	fmt.Fprintf(w, "body:          %d bytes\n", m.BodyBytes)
+	switch {
+	case m.Body != nil:
+		fmt.Fprintln(w, *m.Body)
+	case m.BodyBase64 != nil:
+		fmt.Fprintln(w, "(binary, base64)")
+		fmt.Fprintln(w, strings.TrimSpace(*m.BodyBase64))
+	}
+}
