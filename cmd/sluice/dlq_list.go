@@ -88,6 +88,8 @@ func roundDuration(d time.Duration) string {
 	switch {
 	case d < 0:
 		d = 0
+	case d > 0 && d < time.Millisecond:
+		return "<1ms" // not "0s": something was measured
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	case d < time.Minute:
