@@ -27,6 +27,10 @@ type cell struct {
 
 // Counter is a striped int64 counter. The zero value is ready to use.
 type Counter struct {
+	// Each cell's word has 56 bytes of padding after it; this puts as much
+	// before the first, so that no cell shares a cache line with the fields
+	// around the Counter (a breaker's state word, read on every call).
+	_ [56]byte
 	c [cells]cell
 }
 
