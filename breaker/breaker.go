@@ -201,10 +201,10 @@ func (b *Breaker) Close() error {
 
 // Execute runs next through the breaker: it rejects the call with an error
 // satisfying errors.Is(err, ErrOpen) when the breaker is open, otherwise runs
-// it and counts its outcome. A nil error is a success; the caller's own
-// cancellation is neither; any other error is judged by Config.IsFailure.
-// A panic in next counts as a failure and is not recovered. Execute returns
-// next's error unchanged.
+// it and counts its outcome as Outcome judges it (a nil error is a success;
+// the caller's own cancellation is neither; any other error is judged by
+// Config.IsFailure or the shared classifier). A panic in next counts as a
+// failure and is not recovered. Execute returns next's error unchanged.
 func (b *Breaker) Execute(ctx context.Context, next sluice.Next) error {
 	w := b.word.Load()
 	if admitsFree(w) && w&timedBit == 0 {
@@ -284,6 +284,23 @@ func (b *Breaker) rejectWithoutClock(w uint64) *rejection {
 	return nil
 }
 
+// Outcome returns how the breaker counts a call that ended with err, as
+// Execute counts it: a nil error is a Success; the caller's own
+// cancellation (ctx is done and err is a context error) is Ignored; any
+// other error is a Failure or a Success as Config.IsFailure says, or, when
+// IsFailure is nil, as the shared classifier does (sluice.Classify: a
+// failure of the dependency counts, a local rejection, a client error or a
+// cancellation does not). Pass the result to Permit.Done when driving the
+// breaker through Allow.
+func (b *Breaker) Outcome(ctx context.Context, err error) Outcome {
+	if err == nil {
+		return Success
+	}
+	return b.set.Load().classify(ctx, err)
+}
+
+// classify is Outcome for a non-nil err under settings s, so that Execute
+// judges a call under the settings it was admitted with.
 func (s *settings) classify(ctx context.Context, err error) Outcome {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return Ignored

@@ -38,8 +38,9 @@
 // # Time and concurrency
 //
 // The state machine takes time as an argument: Allow(now) grants a Permit
-// whose Done(now, outcome, elapsed) reports the call, and State(now) and
-// StatsAt(now) apply the timed changes due by then. Execute, the
+// whose Done(now, outcome, elapsed) reports the call, judged by
+// Outcome(ctx, err) as Execute judges it, and State(now) and StatsAt(now)
+// apply the timed changes due by then. Execute, the
 // sluice.Policy method, reads the configured Clock only when it must. Each
 // change of state bumps a generation, so that the outcome of a call admitted
 // before the change does not count after it.

@@ -113,3 +113,34 @@ func ExampleBreaker_Stats() {
 	// Output:
 	// db open calls=1 failures=1 rejected=1 in state 4s, next probe in 6s
 }
+
+// Outcome is how Execute counts an error; a caller that drives the breaker
+// through Allow passes it to Permit.Done, so both count alike.
+func ExampleBreaker_Outcome() {
+	b := breaker.MustNew(breaker.Config{Name: "api"})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		ctx context.Context
+		err error
+	}{
+		{context.Background(), nil},
+		{context.Background(), &sluice.StatusError{Code: 503}},
+		{context.Background(), &sluice.StatusError{Code: 404}},
+		{gone, context.Canceled},
+	} {
+		p, _ := b.Allow(now)
+		o := b.Outcome(c.ctx, c.err)
+		p.Done(now, o, 0)
+		fmt.Printf("%v: %v\n", c.err, o)
+	}
+	st := b.StatsAt(now)
+	fmt.Println(st.Successes, "successes,", st.Failures, "failure,", st.Ignored, "ignored")
+	// Output:
+	// <nil>: success
+	// HTTP 503 Service Unavailable: failure
+	// HTTP 404 Not Found: success
+	// context canceled: ignored
+	// 2 successes, 1 failure, 1 ignored
+}

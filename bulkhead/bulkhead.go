@@ -195,6 +195,7 @@ type Bulkhead struct {
 	overflow atomic.Int64 // Shared: permits allowed beyond limit
 	rejected stripe.Counter
 	canceled atomic.Int64
+	waited   atomic.Int64 // callers that joined the queue
 
 	name  string
 	clock sluice.Clock
@@ -205,6 +206,8 @@ type Bulkhead struct {
 	mu         sync.Mutex // the queue; Update
 	head, tail *waiter
 	pool       sync.Pool // of *waiter
+	granted    []Ticket  // tickets handed a permit, not yet returned by ReleaseAt or Granted
+	expired    []Ticket  // tickets whose wait ran out, not yet returned by ExpireAt
 
 	amu sync.Mutex // est
 	est Estimator
@@ -216,13 +219,29 @@ type Bulkhead struct {
 	floorAdm int64 // last Admitted reported, kept monotonic
 }
 
-// waiter is a caller in the queue. granted is set, under Bulkhead.mu, by the
-// caller that hands it a permit, which then sends on ch.
+// waiter is a caller in the queue: a goroutine blocked in Acquire (ch set)
+// or a Ticket of the explicit-time queue (ch nil). granted is set, under
+// Bulkhead.mu, by the caller that hands it a permit, which then sends on ch
+// or files the ticket in Bulkhead.granted.
 type waiter struct {
 	ch         chan struct{}
 	granted    bool
 	prev, next *waiter
+	// Tickets only.
+	state    ticketState
+	deadline time.Time // when its MaxWait runs out; the zero Time if never
 }
+
+// ticketState is where a Ticket stands, under Bulkhead.mu.
+type ticketState uint8
+
+const (
+	ticketQueued   ticketState = iota
+	ticketGranted              // handed a permit, not yet returned to its owner
+	ticketHeld                 // returned by ReleaseAt or Granted: its owner holds the permit
+	ticketExpired              // its wait ran out
+	ticketCanceled             // withdrawn by Cancel
+)
 
 // New returns a Bulkhead for cfg, or an error naming the first invalid
 // field.
@@ -318,7 +337,7 @@ func (b *Bulkhead) Update(cfg Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.apply(&c, prev)
-	b.dispatchLocked()
+	b.dispatchLocked(time.Time{})
 	return nil
 }
 
@@ -482,38 +501,17 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 		return context.Cause(ctx)
 	}
 	b.mu.Lock()
-	for {
-		if b.tryTake(false) {
-			b.mu.Unlock()
-			return nil
-		}
-		// No permit, or others queued ahead. Join the queue with a CAS on
-		// the state that showed it, so that a permit freed since fails the
-		// CAS and is seen on the next round; once in, the waiter count makes
-		// every releasing caller look at the queue.
-		s := b.state.Load()
-		if s&waitMask == 0 && int64(s&activeMask) < b.limit.Load() {
-			continue
-		}
-		if int((s&waitMask)>>waitShift) >= cfg.MaxQueue {
-			b.mu.Unlock()
-			return b.reject(QueueFull)
-		}
-		if b.testHookEnqueue != nil {
-			b.testHookEnqueue()
-		}
-		if b.state.CompareAndSwap(s, s+waitOne) {
-			break
-		}
+	switch b.joinLocked(cfg.MaxQueue) {
+	case joinTook:
+		b.mu.Unlock()
+		return nil
+	case joinFull:
+		b.mu.Unlock()
+		return b.reject(QueueFull)
 	}
 	w := b.pool.Get().(*waiter)
-	w.prev, w.next, w.granted = b.tail, nil, false
-	if b.tail == nil {
-		b.head = w
-	} else {
-		b.tail.next = w
-	}
-	b.tail = w
+	w.prev, w.next, w.granted = nil, nil, false
+	b.pushLocked(w)
 	b.mu.Unlock()
 
 	var expired <-chan time.Time
@@ -533,6 +531,69 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 	}
 }
 
+// The results of joinLocked.
+const (
+	joinQueued = iota // counted among the waiters: push the waiter before unlocking
+	joinTook          // took a permit after all
+	joinFull          // the queue holds maxQueue waiters
+)
+
+// joinLocked is the way into the queue, for Acquire and Enqueue alike: it
+// takes a permit if one is free and nobody waits, else counts the caller
+// among the waiters, unless maxQueue are waiting already.
+func (b *Bulkhead) joinLocked(maxQueue int) int {
+	for {
+		if b.tryTake(false) {
+			return joinTook
+		}
+		// No permit, or others queued ahead. Join the queue with a CAS on
+		// the state that showed it, so that a permit freed since fails the
+		// CAS and is seen on the next round; once in, the waiter count makes
+		// every releasing caller look at the queue.
+		s := b.state.Load()
+		if s&waitMask == 0 && int64(s&activeMask) < b.limit.Load() {
+			continue
+		}
+		if int((s&waitMask)>>waitShift) >= maxQueue {
+			return joinFull
+		}
+		if b.testHookEnqueue != nil {
+			b.testHookEnqueue()
+		}
+		if b.state.CompareAndSwap(s, s+waitOne) {
+			b.waited.Add(1)
+			return joinQueued
+		}
+	}
+}
+
+// pushLocked appends w, already counted by joinLocked, to the queue.
+func (b *Bulkhead) pushLocked(w *waiter) {
+	w.prev, w.next = b.tail, nil
+	if b.tail == nil {
+		b.head = w
+	} else {
+		b.tail.next = w
+	}
+	b.tail = w
+}
+
+// unlinkLocked takes w out of the queue and out of the waiter count.
+func (b *Bulkhead) unlinkLocked(w *waiter) {
+	if w.prev == nil {
+		b.head = w.next
+	} else {
+		w.prev.next = w.next
+	}
+	if w.next == nil {
+		b.tail = w.prev
+	} else {
+		w.next.prev = w.prev
+	}
+	w.prev, w.next = nil, nil
+	b.state.Add(^uint64(waitOne - 1)) // one fewer waiting
+}
+
 // leave takes w out of the queue after its wait ran out (ctx nil) or its
 // context was done. A permit handed over in the meantime is kept when the
 // wait ran out, returned when the caller cancelled.
@@ -548,18 +609,7 @@ func (b *Bulkhead) leave(w *waiter, ctx context.Context) error {
 		b.Release()
 		return context.Cause(ctx)
 	}
-	if w.prev == nil {
-		b.head = w.next
-	} else {
-		w.prev.next = w.next
-	}
-	if w.next == nil {
-		b.tail = w.prev
-	} else {
-		w.next.prev = w.prev
-	}
-	w.prev, w.next = nil, nil
-	b.state.Add(^uint64(waitOne - 1)) // one fewer waiting
+	b.unlinkLocked(w)
 	b.mu.Unlock()
 	b.pool.Put(w)
 	if ctx != nil {
@@ -569,20 +619,38 @@ func (b *Bulkhead) leave(w *waiter, ctx context.Context) error {
 	return b.reject(WaitExpired)
 }
 
+// releaseSlow finishes a release whose add (result s) found waiters or no
+// permit to return.
 func (b *Bulkhead) releaseSlow(s uint64) {
-	if s&activeMask == activeMask {
-		b.state.Add(1) // undo, so the state stays consistent for others
-		panic("bulkhead: Release without a permit")
-	}
+	b.checkUnderflow(s)
 	b.mu.Lock()
-	b.dispatchLocked()
+	b.dispatchLocked(time.Time{})
 	b.mu.Unlock()
 }
 
-// dispatchLocked hands free permits to waiters, head first.
-func (b *Bulkhead) dispatchLocked() {
-	for b.head != nil && b.tryTake(true) {
+// checkUnderflow panics if the release whose add returned s had no permit
+// to return, first undoing the add so the state stays consistent for others.
+func (b *Bulkhead) checkUnderflow(s uint64) {
+	if s&activeMask == activeMask {
+		b.state.Add(1)
+		panic("bulkhead: Release without a permit")
+	}
+}
+
+// dispatchLocked hands free permits to waiters, head first: a goroutine is
+// woken, a ticket is filed for ReleaseAt or Granted to return. now, unless
+// zero, is the time of the release: a ticket whose wait ran out by then
+// gets no permit; it leaves the queue, rejected, for ExpireAt to report.
+func (b *Bulkhead) dispatchLocked(now time.Time) {
+	for b.head != nil {
 		w := b.head
+		if w.ch == nil && !now.IsZero() && w.expiredBy(now) {
+			b.expireLocked(w)
+			continue
+		}
+		if !b.tryTake(true) {
+			return
+		}
 		b.head = w.next
 		if b.head == nil {
 			b.tail = nil
@@ -591,6 +659,11 @@ func (b *Bulkhead) dispatchLocked() {
 		}
 		w.next = nil
 		w.granted = true
+		if w.ch == nil {
+			w.state = ticketGranted
+			b.granted = append(b.granted, Ticket{w})
+			continue
+		}
 		w.ch <- struct{}{} // buffered: never blocks
 	}
 }
@@ -647,8 +720,12 @@ type Stats struct {
 
 	// Admitted counts calls that got a permit, Rejected calls turned away
 	// with a *FullError (TryAcquire failures included), Canceled callers
-	// whose context ended while they queued. Total is their sum.
+	// whose context ended while they queued (or whose Ticket was
+	// cancelled). Total is their sum.
 	Admitted, Rejected, Canceled, Total int64
+	// Waited counts the calls of Total that joined the queue before they
+	// were admitted, rejected or cancelled.
+	Waited int64
 	// RejectionRate is Rejected/Total since the bulkhead was created.
 	RejectionRate float64
 	// RecentRejectionRate is the share of calls rejected over about the
@@ -683,6 +760,7 @@ func (b *Bulkhead) Stats() Stats {
 	st.Admitted = b.admittedLocked()
 	st.Rejected = b.rejected.Load()
 	st.Canceled = b.canceled.Load()
+	st.Waited = b.waited.Load()
 	st.Total = st.Admitted + st.Rejected + st.Canceled
 	st.RecentRejectionRate = b.recent.rate(epoch, st.Total, st.Rejected)
 	b.recent.observe(epoch, st.Total, st.Rejected)

@@ -16,9 +16,21 @@
 //
 // Use a Bulkhead as a sluice.Policy in a Pipeline (Execute), or hold
 // permits by hand with Acquire or TryAcquire and Release, for code (a
-// proxy, a simulator) that does not run the work as one function call. The
-// per-call timeout of the original design is not part of the bulkhead: put
-// a timeout.Timeout inside it in the pipeline.
+// proxy) that does not run the work as one function call. The per-call
+// timeout of the original design is not part of the bulkhead: put a
+// timeout.Timeout inside it in the pipeline.
+//
+// # Explicit time
+//
+// A caller that waits in virtual time rather than on a goroutine (a
+// simulator, an event loop) queues with Enqueue(now), which takes a permit,
+// a Ticket or a rejection; ReleaseAt(now) returns a permit and the tickets
+// it lets in; ExpireAt(now) turns away the tickets whose MaxWait has run
+// out; Cancel withdraws one whose caller gave up. Tickets wait in the same
+// FIFO queue as goroutines blocked in Acquire or Execute, under the same
+// MaxQueue, through the same code: a release hands permits to both kinds in
+// order. Stats counts a ticket like any other caller: waited, then
+// admitted, rejected or cancelled.
 //
 // # Isolation
 //
@@ -59,7 +71,7 @@
 // # Statistics
 //
 // Stats reports the permits in use, the waiters, the current limit, counts
-// of admitted, rejected and cancelled calls, the rejection rate since
+// of admitted, rejected and cancelled calls and of those that queued, the rejection rate since
 // creation and over about the last minute, and utilisation. The recent rate
 // is taken from snapshots of the counts made when Stats is read, at most one
 // per 10-second slot, since snapshotting on the call path would cost a lock

@@ -132,3 +132,35 @@ func ExampleBulkhead_Update() {
 	// active 2, limit 1, utilization 200%
 	// true
 }
+
+// The explicit-time queue, for a caller that waits in virtual time instead
+// of blocking a goroutine: Enqueue takes a permit or a place in line,
+// ReleaseAt hands freed permits to tickets in FIFO order, and ExpireAt
+// turns away those whose MaxWait has run out.
+func ExampleBulkhead_Enqueue() {
+	b := bulkhead.MustNew(bulkhead.Config{Name: "db", MaxConcurrent: 1, MaxQueue: 2, MaxWait: time.Second})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+	_, admitted, _ := b.Enqueue(at(0))
+	fmt.Println("first admitted:", admitted)
+	second, _, _ := b.Enqueue(at(100))
+	third, _, _ := b.Enqueue(at(200))
+	_, _, err := b.Enqueue(at(300))
+	fmt.Println("fourth:", err)
+
+	granted := b.ReleaseAt(at(500)) // the first call ends
+	fmt.Println("granted the second:", len(granted) == 1 && granted[0] == second)
+	expired, err := b.ExpireAt(at(1200)) // the third has waited 1s
+	fmt.Println("expired the third:", len(expired) == 1 && expired[0] == third, err)
+	b.Release() // the second call ends
+
+	st := b.Stats()
+	fmt.Printf("admitted %d, rejected %d, waited %d\n", st.Admitted, st.Rejected, st.Waited)
+	// Output:
+	// first admitted: true
+	// fourth: bulkhead: "db" full: every permit in use and no room in the queue
+	// granted the second: true
+	// expired the third: true bulkhead: "db" full: no permit came free within the max wait of 1s
+	// admitted 2, rejected 2, waited 2
+}

@@ -73,28 +73,41 @@ const (
 )
 
 // BudgetConfig configures a RatioBudget. The zero BudgetConfig is the default
-// budget: retries up to 10 % of the first attempts of the last 10 s plus a
-// reserve of 10 retries per second.
+// budget: each first attempt earns a tenth of a retry, valid for 10 s, on top
+// of a reserve that refills at 10 retries per second up to 100.
 type BudgetConfig struct {
-	// Ratio is the share of first attempts that may be retried. If zero,
-	// 0.1. Negative is an error.
+	// Ratio is the share of a retry that each first attempt earns. If zero,
+	// 0.1. Negative is an error; ratios above 1000 count as 1000.
 	Ratio float64
-	// Window is how far back first attempts and retries are counted. If
-	// zero, 10 s. It is kept in 10 buckets, so counts leave it a tenth at a
-	// time.
+	// Window is how long what a first attempt earned stays available. If
+	// zero, 10 s. First attempts and retries are kept in 10 buckets, so
+	// earnings expire a tenth of the window at a time.
 	Window time.Duration
 	// MinRetriesPerSecond is the reserve that lets low-traffic callers retry
-	// at all: Window × MinRetriesPerSecond retries are allowed on top of the
-	// ratio. If zero, 10 (Finagle's default); negative means no reserve.
+	// at all: it refills continuously at this rate and holds up to
+	// MinRetriesPerSecond × Window retries. If zero, 10 (Finagle's
+	// default); negative means no reserve.
 	MinRetriesPerSecond float64
 }
 
 // RatioBudget is the per-client retry budget of the Google SRE book with
-// Finagle's reserve: a retry is allowed while the retries of the last Window
-// stay within Ratio × the first attempts of that window plus
-// MinRetriesPerSecond × Window. During a full outage it bounds the load on the
-// dependency to about (1 + Ratio) times the offered load, plus the reserve,
-// whatever MaxAttempts says.
+// Finagle's reserve, in a form that spends rather than counts. Each first
+// attempt deposits Ratio of a retry, which stays valid for Window; a retry
+// spends one whole retry from these deposits, oldest first, or, when they
+// hold less than one, from the reserve, a token bucket that refills
+// continuously at MinRetriesPerSecond up to MinRetriesPerSecond × Window.
+//
+// During a full outage it therefore bounds the load on the dependency to
+// about (1 + Ratio) times the offered load plus MinRetriesPerSecond,
+// whatever MaxAttempts says, once it has spent what was saved before the
+// outage (at most one window's deposits and a full reserve). Spending is
+// permanent: a retry's share does not come back when the retry ages, as it
+// would if retries were counted in a sliding window; so after the saved
+// allowance is spent, retries are granted as fast as they are earned,
+// evenly, instead of in a burst each time a window's worth of counted
+// retries leaves it. The price is that the window in which an outage
+// begins may see up to twice the steady allowance (what was saved, then
+// what is earned).
 //
 // It is safe for concurrent use. A Retry using it counts its successful first
 // attempts in a striped counter of its own, which the budget reads when it
@@ -106,19 +119,25 @@ type BudgetConfig struct {
 // latest such time. At rates too low for that to be precise the reserve
 // dominates the allowance anyway.
 type RatioBudget struct {
-	ratio   float64
-	reserve float64 // retries per window granted regardless of traffic
-	width   int64   // bucket width in ns
+	ratio  int64 // what a first attempt deposits, in millionths of a retry
+	width  int64 // bucket width in ns
+	window int64 // ns
+	refill int64 // ns for the reserve to refill one retry; 0 means no reserve
 
 	curEpoch atomic.Int64   // epoch of the current bucket, for a lock-free check
 	direct   stripe.Counter // first attempts reported through Attempt
 
 	mu      sync.Mutex
 	buckets [budgetBuckets]budgetBucket
-	pos     int // index of the current bucket
+	pos     int   // index of the current bucket
+	spent   int64 // millionths of a retry spent from the deposits still in the window
+	full    int64 // ns: when the reserve is (or was last) full; noEpoch: always full so far
 	direct0 int64
 	sources []source
 }
+
+// oneRetry is a retry in the unit of RatioBudget's deposits.
+const oneRetry = 1_000_000
 
 type budgetBucket struct {
 	requests, retries int64
@@ -155,9 +174,15 @@ func NewBudget(cfg BudgetConfig) (*RatioBudget, error) {
 		cfg.MinRetriesPerSecond = DefaultMinRetriesPerSecond
 	}
 	b := &RatioBudget{
-		ratio:   cfg.Ratio,
-		reserve: max(cfg.MinRetriesPerSecond, 0) * cfg.Window.Seconds(),
-		width:   max(int64(cfg.Window)/budgetBuckets, 1),
+		ratio:  int64(math.Round(min(cfg.Ratio, 1000) * oneRetry)),
+		width:  max(int64(cfg.Window)/budgetBuckets, 1),
+		window: int64(cfg.Window),
+		full:   noEpoch,
+	}
+	if rps := cfg.MinRetriesPerSecond; rps > 0 {
+		// At least 1 ns; a reserve refilling slower than one retry per
+		// window never holds one.
+		b.refill = int64(min(max(math.Round(1e9/rps), 1), math.MaxInt64/4))
 	}
 	for i := range b.buckets {
 		b.buckets[i].epoch = noEpoch
@@ -190,19 +215,33 @@ func (b *RatioBudget) Tick(now time.Time) {
 	b.mu.Unlock()
 }
 
-// AllowRetry grants a retry while the window's retries, this one included,
-// stay within Ratio × its first attempts plus the reserve. A refusal's wait
-// is the time until the oldest bucket leaves the window.
+// AllowRetry grants a retry when the deposits of the window's first
+// attempts hold one whole retry not yet spent, or else the reserve holds
+// one at now, and spends it. A refusal's wait is the time until the reserve
+// holds a retry again or, with no reserve, until the current bucket ends.
 func (b *RatioBudget) AllowRetry(now time.Time) (bool, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advanceLocked(b.epoch(now))
-	req, ret := b.countsLocked()
-	if float64(ret+1) <= b.ratio*float64(req)+b.reserve {
+	req, _ := b.countsLocked()
+	if b.ratio*req-b.spent >= oneRetry {
+		b.spent += oneRetry
 		b.buckets[b.pos].retries++
 		return true, 0
 	}
-	wait := time.Duration(b.width - now.UnixNano()%b.width)
+	ns := now.UnixNano()
+	if b.refill > 0 {
+		// The reserve as the time it will be full: it holds
+		// (window - (full - now)) / refill retries.
+		next := max(b.full, ns) + b.refill
+		if next-ns <= b.window {
+			b.full = next
+			b.buckets[b.pos].retries++
+			return true, 0
+		}
+		return false, time.Duration(next - ns - b.window)
+	}
+	wait := time.Duration(b.width - ns%b.width)
 	if wait <= 0 || wait > time.Duration(b.width) {
 		wait = time.Duration(b.width)
 	}
@@ -273,8 +312,10 @@ func (b *RatioBudget) pullLocked() {
 }
 
 // advanceLocked files pending first attempts and moves the current bucket
-// forward to epoch e, emptying the buckets that leave the window. Time that
-// runs backwards leaves it in place.
+// forward to epoch e, emptying the buckets that leave the window. The
+// deposits of a bucket that leaves expire: as retries spend the oldest
+// first, what was spent of it is forgotten with it, and what was not is
+// lost. Time that runs backwards leaves it in place.
 func (b *RatioBudget) advanceLocked(e int64) {
 	b.pullLocked()
 	cur := b.curEpoch.Load()
@@ -290,6 +331,7 @@ func (b *RatioBudget) advanceLocked(e int64) {
 	steps := min(e-cur, budgetBuckets)
 	for i := int64(1); i <= steps; i++ {
 		b.pos = (b.pos + 1) % budgetBuckets
+		b.spent -= min(b.ratio*b.buckets[b.pos].requests, b.spent)
 		b.buckets[b.pos] = budgetBucket{epoch: e - steps + i}
 	}
 	b.curEpoch.Store(e)

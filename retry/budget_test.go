@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,7 @@ func TestRatioBudgetSteps(t *testing.T) {
 		{at: 0, first: 50, ask: 10, granted: 5, wait: time.Second}, // 10 % of 50
 		{at: 500 * time.Millisecond, first: 50, ask: 10, granted: 5, wait: 500 * time.Millisecond},
 		{at: 9 * time.Second, ask: 1, granted: 0, wait: time.Second},  // still in the window
-		{at: 10 * time.Second, ask: 1, granted: 0, wait: time.Second}, // the first bucket left, with its 100 firsts and 10 retries
+		{at: 10 * time.Second, ask: 1, granted: 0, wait: time.Second}, // the first bucket left: its 100 firsts' 10 retries, all spent, expire
 		{at: 10 * time.Second, first: 30, ask: 5, granted: 3, wait: time.Second},
 		{at: 30 * time.Second, ask: 1, granted: 0, wait: time.Second},
 	}
@@ -124,15 +125,24 @@ func TestNewBudgetRejectsBadConfig(t *testing.T) {
 	}
 }
 
-// budgetModel is the reference for RatioBudget: every event kept with the
-// epoch it is filed under, the window summed by brute force.
+// budgetModel is the reference for RatioBudget: every first attempt kept
+// with the epoch it is filed under, deposits spent oldest epoch first, and
+// the reserve as a fill level in nanoseconds of refilling.
 type budgetModel struct {
-	ratio, reserve float64
-	width          time.Duration
-	cur            int64
-	seen           bool
-	pending        int64 // first attempts filed before any time was seen
-	first, retries map[int64]int64
+	ratio   int64 // millionths of a retry per first attempt
+	refill  int64 // ns per reserve retry; 0: no reserve
+	window  int64
+	width   time.Duration
+	cur     int64
+	seen    bool
+	pending int64 // first attempts filed before any time was seen
+	first   map[int64]int64
+	spent   map[int64]int64 // millionths spent from each epoch's deposits
+	retries map[int64]int64
+	// The reserve: its level (ns of refilling, at most window) just after
+	// the last retry it paid for, at time last.
+	level, last int64
+	used        bool
 }
 
 func (m *budgetModel) at(now time.Time) int64 {
@@ -146,18 +156,57 @@ func (m *budgetModel) at(now time.Time) int64 {
 	return m.cur
 }
 
+func inWindow(k, e int64) bool { return k > e-budgetBuckets && k <= e }
+
 func (m *budgetModel) counts(e int64) (req, ret int64) {
 	for k, v := range m.first {
-		if k > e-budgetBuckets && k <= e {
+		if inWindow(k, e) {
 			req += v
 		}
 	}
 	for k, v := range m.retries {
-		if k > e-budgetBuckets && k <= e {
+		if inWindow(k, e) {
 			ret += v
 		}
 	}
 	return req, ret
+}
+
+// allow decides a retry at now in epoch e, and spends it if allowed.
+func (m *budgetModel) allow(now time.Time, e int64) bool {
+	var epochs []int64
+	var avail int64
+	for k, n := range m.first {
+		if inWindow(k, e) {
+			epochs = append(epochs, k)
+			avail += m.ratio*n - m.spent[k]
+		}
+	}
+	if avail >= 1_000_000 {
+		slices.Sort(epochs)
+		need := int64(1_000_000)
+		for _, k := range epochs {
+			take := min(need, m.ratio*m.first[k]-m.spent[k])
+			m.spent[k] += take
+			need -= take
+		}
+		m.retries[e]++
+		return true
+	}
+	if m.refill == 0 {
+		return false
+	}
+	ns := now.UnixNano()
+	level := m.window
+	if m.used {
+		level = min(m.window, m.level+ns-m.last)
+	}
+	if level < m.refill {
+		return false
+	}
+	m.level, m.last, m.used = level-m.refill, ns, true
+	m.retries[e]++
+	return true
 }
 
 // The RatioBudget agrees with its reference model on every decision and
@@ -168,17 +217,22 @@ func TestPropertyRatioBudgetMatchesModel(t *testing.T) {
 		cfg := BudgetConfig{
 			Ratio:               rapid.SampledFrom([]float64{0.1, 0.5, 1}).Draw(t, "ratio"),
 			Window:              10 * time.Second,
-			MinRetriesPerSecond: rapid.SampledFrom([]float64{-1, 0.5, 1}).Draw(t, "reserve"),
+			MinRetriesPerSecond: rapid.SampledFrom([]float64{-1, 0.5, 1, 4}).Draw(t, "reserve"),
 		}
 		b := mustBudget(t, cfg)
-		m := &budgetModel{ratio: cfg.Ratio, reserve: max(cfg.MinRetriesPerSecond, 0) * 10, width: time.Second,
-			first: map[int64]int64{}, retries: map[int64]int64{}}
+		m := &budgetModel{ratio: int64(cfg.Ratio * 1e6), window: int64(10 * time.Second), width: time.Second,
+			first: map[int64]int64{}, spent: map[int64]int64{}, retries: map[int64]int64{}}
+		if cfg.MinRetriesPerSecond > 0 {
+			m.refill = int64(1e9 / cfg.MinRetriesPerSecond)
+		}
 		now := t0
-		for i := range rapid.IntRange(1, 300).Draw(t, "steps") {
+		for i := range rapid.IntRange(1, 600).Draw(t, "steps") {
 			switch rapid.IntRange(0, 4).Draw(t, "op") {
-			case 0: // a first attempt, with the time
-				b.Attempt(now, true, Retryable)
-				m.first[m.at(now)]++
+			case 0: // first attempts, with the time
+				for range rapid.IntRange(1, 12).Draw(t, "firsts") {
+					b.Attempt(now, true, Retryable)
+					m.first[m.at(now)]++
+				}
 			case 1: // a first attempt on the hot path, without the time
 				b.Attempt(time.Time{}, true, Succeeded)
 				if m.seen {
@@ -186,16 +240,14 @@ func TestPropertyRatioBudgetMatchesModel(t *testing.T) {
 				} else {
 					m.pending++
 				}
-			case 2: // a retry decision
-				got, _ := b.AllowRetry(now)
-				e := m.at(now)
-				req, ret := m.counts(e)
-				want := float64(ret+1) <= m.ratio*float64(req)+m.reserve
-				if want {
-					m.retries[e]++
-				}
-				if got != want {
-					t.Fatalf("step %d: AllowRetry = %v, model says %v (window %d firsts, %d retries)", i, got, want, req, ret)
+			case 2: // retry decisions
+				for range rapid.IntRange(1, 3).Draw(t, "asks") {
+					got, _ := b.AllowRetry(now)
+					e := m.at(now)
+					req, ret := m.counts(e)
+					if want := m.allow(now, e); got != want {
+						t.Fatalf("step %d: AllowRetry = %v, model says %v (window %d firsts, %d retries)", i, got, want, req, ret)
+					}
 				}
 			case 3: // time passes, mostly forward
 				now = now.Add(time.Duration(rapid.Int64Range(-int64(time.Second), int64(4*time.Second)).Draw(t, "dt")))
@@ -208,6 +260,37 @@ func TestPropertyRatioBudgetMatchesModel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The reserve refills continuously and spent retries never come back: after
+// an outage has spent what was saved, retries are granted as they are
+// earned, evenly, with no burst when the window moves on.
+func TestRatioBudgetSpendsEvenly(t *testing.T) {
+	b := mustBudget(t, BudgetConfig{}) // 0.1 per first attempt, 10 retries/s of reserve
+	perSecond := make([]int, 40)
+	for ms := range 40_000 {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		if ms%10 == 0 { // 100 first attempts per second, every one failing
+			b.Attempt(now, true, Retryable)
+		}
+		for {
+			if ok, _ := b.AllowRetry(now); !ok {
+				break
+			}
+			perSecond[ms/1000]++
+		}
+	}
+	// The first second spends the full reserve (100) and what the first
+	// attempts earn; from then on, 10 earned plus 10 refilled per second.
+	if perSecond[0] < 100 || perSecond[0] > 120 {
+		t.Errorf("first second: %d retries, want the reserve of 100 and what was earned", perSecond[0])
+	}
+	for s := 2; s < len(perSecond); s++ {
+		if perSecond[s] < 19 || perSecond[s] > 21 {
+			t.Errorf("second %d: %d retries, want 20 each second (no wave): %v", s, perSecond[s], perSecond)
+			break
+		}
+	}
 }
 
 type envelope struct {

@@ -80,9 +80,10 @@ type Config struct {
 
 	// Budget limits retries across calls so that an outage cannot multiply
 	// the load on a dependency. If nil, the Retry gets a budget of its own,
-	// NewBudget(BudgetConfig{}): retries up to 10 % of the first attempts
-	// of the last 10 s plus 10 per second. Pass one Budget to several
-	// policies to share it; pass NoBudget{} to turn budgeting off.
+	// NewBudget(BudgetConfig{}): each first attempt earns a tenth of a
+	// retry, valid for 10 s, on top of a reserve of 10 retries per second.
+	// Pass one Budget to several policies to share it; pass NoBudget{} to
+	// turn budgeting off.
 	Budget Budget
 
 	// SampleEvery makes the executor read the clock for one successful call

@@ -21,6 +21,16 @@
 // 10 %. Config.Delay, Backoff.Delay and Jitter.Apply compute waits as pure
 // functions of an explicit random source, for tests and simulators.
 //
+// # Explicit time
+//
+// Every decision above is a method of Call, which takes the time as an
+// argument: Begin starts a call, Succeeded or Failed reports each attempt's
+// outcome (Failed returns the wait before the next attempt, or the error
+// that ends the call), and Canceled ends a call whose caller gave up during
+// a wait. Execute is a Call driven with the Clock's time and real waits; a
+// simulator or an event loop drives the same Call in virtual time, with a
+// seeded random source, and gets the executor's decisions exactly.
+//
 // # Errors
 //
 // A non-retryable error is returned as it is. A call that runs out of
@@ -35,10 +45,12 @@
 //
 // Retries multiply load exactly when a dependency can least take it: with 3
 // attempts, an outage triples the calls it receives. So every Retry has a
-// budget, on by default: a RatioBudget allowing retries up to 10 % of the
-// first attempts of the last 10 s plus a reserve of 10 retries per second
-// (the Google SRE book's per-client budget with Finagle's reserve). Share one
-// Budget among the policies that call one dependency; pass NoBudget{} to turn
+// budget, on by default: a RatioBudget in which each first attempt earns a
+// tenth of a retry, valid for 10 s, and a reserve refills at 10 retries per
+// second (the Google SRE book's per-client budget with Finagle's reserve).
+// Spent retries never come back, so an outage gets an even trickle of
+// retries rather than a burst each time a window moves on. Share one Budget
+// among the policies that call one dependency; pass NoBudget{} to turn
 // budgeting off. TokenBudget is gRPC's retry throttling, offered as an
 // alternative; it gives up more calls when failures are frequent but random.
 //

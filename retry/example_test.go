@@ -153,3 +153,34 @@ func ExampleParseRetryAfter() {
 	// 30s true
 	// 0s false
 }
+
+// A Call drives the policy in explicit time, as a simulator does: each
+// attempt's outcome is reported with the time it happened, and Failed
+// answers with the wait before the next attempt or the error that ends the
+// call. The decisions are Execute's own.
+func ExampleRetry_Begin() {
+	r, _ := retry.New(retry.Config{
+		MaxAttempts: 3, Backoff: retry.Exponential(time.Second, 2, 10*time.Second), Jitter: retry.NoJitter,
+		Budget: retry.NoBudget{},
+	})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := r.Begin(now, nil)
+	down := &sluice.StatusError{Code: 503}
+	for {
+		now = now.Add(100 * time.Millisecond) // the attempt takes 100ms and fails
+		wait, final := c.Failed(context.Background(), now, down)
+		if final != nil {
+			fmt.Println("attempt", c.Attempts(), "ends the call:", final)
+			break
+		}
+		fmt.Println("attempt", c.Attempts(), "failed; retry in", wait)
+		now = now.Add(wait)
+	}
+	st := r.Stats()
+	fmt.Println(st.Calls, "call,", st.Attempts, "attempts,", st.Exhausted, "exhausted")
+	// Output:
+	// attempt 1 failed; retry in 1s
+	// attempt 2 failed; retry in 2s
+	// attempt 3 ends the call: retry: gave up after 3 attempts: HTTP 503 Service Unavailable
+	// 1 call, 3 attempts, 1 exhausted
+}

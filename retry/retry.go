@@ -173,41 +173,68 @@ func (r *Retry) recordOutcome(ok bool) {
 	r.ringMu.Unlock()
 }
 
-// call is the state of one Execute, kept in one place so that the deferred
-// panic check sees how far the call got.
-type call struct {
+// Call is one call under a Retry, driven attempt by attempt in explicit
+// time: Begin starts it; after each attempt the caller reports the outcome
+// with Succeeded or Failed, which decides, at the time it is given, whether
+// to try again and after what wait; Canceled ends a call whose caller gave up
+// during that wait. Execute runs every call through a Call, so these are the
+// executor's own decisions, in its order; a simulator or an event loop uses
+// them to drive the policy in virtual time, with no goroutine or timer.
+//
+// A Call is a small value owned by one caller: keep it in one place (its
+// methods take a pointer) and do not use it from two goroutines at once. The
+// Retry it came from may serve other calls meanwhile. The zero Call is not
+// usable; Begin makes one.
+type Call struct {
 	r       *Retry
 	s       *settings
-	attempt int
-	timed   bool
+	rnd     *rand.Rand
+	start   time.Time     // the zero Time when neither MaxElapsed nor the histogram needs it
+	prevRaw time.Duration // the backoff's raw delay before this retry, for Decorrelated
+	last    error         // the error of the attempt before a wait
+	weight  int64         // the call's weight in the duration histogram; 0: not timed
+	attempt int           // attempts made, the one under way included
+	waiting bool          // Failed returned a wait; the next outcome is of a new attempt
 	done    bool
-	start   time.Time
 }
 
-// finish records the end of the call. now is the zero Time when the clock
-// was not read.
-func (c *call) finish(ok bool, now time.Time) {
-	c.done = true
-	if c.timed {
-		if now.IsZero() {
-			now = c.s.now()
-		}
-		c.r.stats.observe(now.Sub(c.start), int64(c.s.sampleEvery))
+// Begin starts a call whose first attempt begins at now, for a caller that
+// drives the policy itself rather than through Execute. rnd is the source of
+// the jitter (nil means math/rand/v2's global source); pass a seeded one for
+// a reproducible run. The configuration in effect at Begin governs the whole
+// call. Every call driven this way is timed exactly (weight 1 in the
+// duration histogram), since its times cost nothing to read.
+func (r *Retry) Begin(now time.Time, rnd *rand.Rand) Call {
+	return Call{r: r, s: r.s.Load(), rnd: rnd, start: now, weight: 1, attempt: 1}
+}
+
+// Attempts returns the number of attempts the call has made, the one under
+// way included: 1 after Begin, and one more each time an outcome is reported
+// after a wait that Failed returned.
+func (c *Call) Attempts() int { return c.attempt }
+
+// next counts the attempt whose outcome is being reported, once per wait.
+func (c *Call) next() {
+	if c.done {
+		panic("retry: Call used after it ended")
 	}
-	c.r.stats.ended(ok, c.attempt)
-	if c.s.cfg.Adaptive {
-		c.r.recordOutcome(ok)
+	if c.waiting {
+		c.waiting = false
+		c.attempt++
 	}
 }
 
-// succeeded ends a call whose last attempt succeeded. A RatioBudget learns of
-// a first-attempt success from the stats counter it reads; other budgets are
-// told.
-func (c *call) succeeded(now time.Time) {
+// Succeeded ends the call: its latest attempt succeeded at now. The zero
+// Time means the caller did not read the clock; the policy then reads its
+// Clock only if it needs the time. It panics if the call already ended.
+func (c *Call) Succeeded(now time.Time) {
+	c.next()
 	s := c.s
-	if c.timed && now.IsZero() {
+	if c.weight != 0 && now.IsZero() {
 		now = s.now()
 	}
+	// A RatioBudget learns of a first-attempt success from the stats
+	// counter that finish increments; other budgets are told.
 	if s.hotBudget != nil {
 		s.hotBudget.Attempt(now, c.attempt == 1, Succeeded)
 	} else if s.ratio != nil && !now.IsZero() {
@@ -216,11 +243,116 @@ func (c *call) succeeded(now time.Time) {
 	c.finish(true, now)
 }
 
-// checkPanic runs deferred: a call that did not finish is panicking. It is
-// counted as failed and the panic goes on, stack intact.
-func (c *call) checkPanic() {
+// Failed reports that the latest attempt failed at now with err (non-nil;
+// ErrUnwantedResult for a value that Config.RetryOnResult rejected, which is
+// retried whatever the classifier says), and decides. ctx is the caller's
+// context: a done ctx means the caller gave up, and it carries the
+// idempotency mark (sluice.WithIdempotent); it is not waited on.
+//
+// With final nil the call goes on: wait, then make the next attempt and
+// report its outcome (or call Canceled if the caller gives up during the
+// wait). Otherwise the call has ended and final is its error: err itself
+// when the caller gave up or err is not retried, an *ExhaustedError when
+// attempts or Config.MaxElapsed run out, a *BudgetError when the budget
+// refuses the retry. The checks run in the order the package documentation
+// gives, and OnRetry, if set, is called before a wait is returned. Failed
+// panics if the call already ended.
+func (c *Call) Failed(ctx context.Context, now time.Time, err error) (wait time.Duration, final error) {
+	if err == nil {
+		panic("retry: Call.Failed with a nil error")
+	}
+	c.next()
+	s := c.s
+	first := c.attempt == 1
+	if ctx.Err() != nil {
+		// The caller gave up: its error, not a retry decision.
+		s.budget.Attempt(now, first, NotRetryable)
+		c.finish(false, now)
+		return 0, err
+	}
+	if err != ErrUnwantedResult && !s.retryable(ctx, err) {
+		s.budget.Attempt(now, first, NotRetryable)
+		c.finish(false, now)
+		return 0, err
+	}
+	s.budget.Attempt(now, first, Retryable)
+	if !s.cfg.RetryNonIdempotent {
+		if idem, marked := sluice.Idempotent(ctx); marked && !idem {
+			c.finish(false, now)
+			return 0, err
+		}
+	}
+	if c.attempt >= s.cfg.MaxAttempts {
+		c.r.stats.exhausted.Add(1)
+		c.finish(false, now)
+		return 0, &ExhaustedError{Attempts: c.attempt, Last: err}
+	}
+
+	factor := 1.0
+	if s.cfg.Adaptive {
+		rate, _ := c.r.SuccessRate()
+		factor = AdaptiveFactor(rate)
+	}
+	wait, c.prevRaw = s.cfg.Delay(c.attempt, c.prevRaw, factor, c.rnd)
+	if ra, ok := sluice.RetryAfter(err); ok && ra > 0 {
+		wait = retryAfterWait(ra, s.cap, c.rnd)
+	}
+	if s.cfg.MaxElapsed > 0 && now.Add(wait).Sub(c.start) > s.cfg.MaxElapsed {
+		c.r.stats.exhausted.Add(1)
+		c.finish(false, now)
+		return 0, &ExhaustedError{Attempts: c.attempt, OutOfTime: true, Last: err}
+	}
+	if ok, w := s.budget.AllowRetry(now); !ok {
+		c.r.stats.refused.Add(1)
+		c.finish(false, now)
+		return 0, &BudgetError{Attempts: c.attempt, Last: err, Wait: w}
+	}
+	if s.cfg.OnRetry != nil {
+		s.cfg.OnRetry(Event{Name: s.cfg.Name, Attempt: c.attempt, Err: err, Delay: wait})
+	}
+	c.last, c.waiting = err, true
+	return wait, nil
+}
+
+// Canceled ends a call whose caller gave up at now, during a wait that
+// Failed returned, for cause (its context's cause, say). It returns the
+// call's error, which matches cause under errors.Is and keeps the last
+// attempt's error reachable. The zero Time is allowed as in Succeeded. It
+// panics unless the call is in such a wait.
+func (c *Call) Canceled(now time.Time, cause error) error {
+	if c.done || !c.waiting {
+		panic("retry: Call.Canceled outside a wait between attempts")
+	}
+	c.waiting = false
+	c.finish(false, now)
+	return &canceledError{cause: cause, last: c.last}
+}
+
+// finish records the end of the call. now is the zero Time when the clock
+// was not read.
+func (c *Call) finish(ok bool, now time.Time) {
+	c.done = true
+	if c.weight != 0 {
+		if now.IsZero() {
+			now = c.s.now()
+		}
+		c.r.stats.observe(now.Sub(c.start), c.weight)
+	}
+	c.r.stats.ended(ok, c.attempt)
+	if c.s.cfg.Adaptive {
+		c.r.recordOutcome(ok)
+	}
+}
+
+// checkPanic runs deferred in Execute: a call that did not finish is
+// panicking. It is counted as failed and the panic goes on, stack intact.
+func (c *Call) checkPanic() {
 	if !c.done {
-		c.r.stats.ended(false, c.attempt)
+		n := c.attempt
+		if c.waiting {
+			n++ // the attempt after the wait panicked
+		}
+		c.r.stats.ended(false, n)
 		if c.s.cfg.Adaptive {
 			c.r.recordOutcome(false)
 		}
@@ -232,17 +364,20 @@ func (c *call) checkPanic() {
 // (ErrExhausted) when attempts or time run out; a *BudgetError
 // (ErrBudgetExhausted, sluice.ErrRejected) when the budget refuses a retry;
 // and, when ctx ends during a wait, an error matching ctx's cause that also
-// wraps the last attempt's error.
+// wraps the last attempt's error. Each decision is a Call's (Failed), taken
+// at the time read from Config.Clock.
 func (r *Retry) Execute(ctx context.Context, next sluice.Next) error {
 	_, err := r.execute(ctx, next)
 	return err
 }
 
 func (r *Retry) execute(ctx context.Context, next sluice.Next) (int, error) {
-	c := call{r: r, s: r.s.Load(), attempt: 1}
+	c := Call{r: r, s: r.s.Load(), attempt: 1}
 	s := c.s
-	c.timed = uint64(rand.Uint32()) < s.sampleBelow
-	if c.timed || s.cfg.MaxElapsed > 0 {
+	if uint64(rand.Uint32()) < s.sampleBelow {
+		c.weight = int64(s.sampleEvery)
+	}
+	if c.weight != 0 || s.cfg.MaxElapsed > 0 {
 		c.start = s.now()
 	}
 	defer c.checkPanic()
@@ -254,96 +389,43 @@ func (r *Retry) execute(ctx context.Context, next sluice.Next) (int, error) {
 		err = runAttempt(ctx, next, s)
 	}
 	if err == nil && s.cfg.RetryOnResult == nil {
-		// The hot path: no clock read unless sampled, no lock.
-		if s.plainSuccess && !c.timed {
+		// The hot path: no clock read unless sampled, no lock. This is
+		// Succeeded for a first attempt that nothing else needs to hear of.
+		if s.plainSuccess && c.weight == 0 {
 			c.done = true
 			r.stats.firstOK.Inc() // which a RatioBudget reads
 			return 1, nil
 		}
-		var now time.Time
-		if c.timed {
-			now = s.now()
-		}
-		c.succeeded(now)
+		c.Succeeded(time.Time{})
 		return 1, nil
 	}
-	err = c.retry(ctx, next, err)
+	err = c.run(ctx, next, err)
 	return c.attempt, err
 }
 
-// retry continues a call whose first attempt did not simply succeed; err is
+// run continues a call whose first attempt did not simply succeed; err is
 // that attempt's error.
-func (c *call) retry(ctx context.Context, next sluice.Next, err error) error {
+func (c *Call) run(ctx context.Context, next sluice.Next, err error) error {
 	s := c.s
-	var prevRaw time.Duration
 	for {
-		unwanted := false
 		if err == nil {
 			if s.cfg.RetryOnResult == nil {
-				c.succeeded(time.Time{})
+				c.Succeeded(time.Time{})
 				return nil
 			}
 			if res := next.Result(); res == nil || !s.cfg.RetryOnResult(res) {
-				c.succeeded(time.Time{})
+				c.Succeeded(time.Time{})
 				return nil
 			}
-			err, unwanted = ErrUnwantedResult, true
+			err = ErrUnwantedResult
 		}
-
-		now := s.now()
-		first := c.attempt == 1
-		if ctx.Err() != nil {
-			// The caller gave up: its error, not a retry decision.
-			s.budget.Attempt(now, first, NotRetryable)
-			c.finish(false, now)
-			return err
-		}
-		if !unwanted && !s.retryable(ctx, err) {
-			s.budget.Attempt(now, first, NotRetryable)
-			c.finish(false, now)
-			return err
-		}
-		s.budget.Attempt(now, first, Retryable)
-		if !s.cfg.RetryNonIdempotent {
-			if idem, marked := sluice.Idempotent(ctx); marked && !idem {
-				c.finish(false, now)
-				return err
-			}
-		}
-		if c.attempt >= s.cfg.MaxAttempts {
-			c.r.stats.exhausted.Add(1)
-			c.finish(false, now)
-			return &ExhaustedError{Attempts: c.attempt, Last: err}
-		}
-
-		factor := 1.0
-		if s.cfg.Adaptive {
-			rate, _ := c.r.SuccessRate()
-			factor = AdaptiveFactor(rate)
-		}
-		var wait time.Duration
-		wait, prevRaw = s.cfg.Delay(c.attempt, prevRaw, factor, nil)
-		if ra, ok := sluice.RetryAfter(err); ok && ra > 0 {
-			wait = retryAfterWait(ra, s.cap, nil)
-		}
-		if s.cfg.MaxElapsed > 0 && now.Add(wait).Sub(c.start) > s.cfg.MaxElapsed {
-			c.r.stats.exhausted.Add(1)
-			c.finish(false, now)
-			return &ExhaustedError{Attempts: c.attempt, OutOfTime: true, Last: err}
-		}
-		if ok, w := s.budget.AllowRetry(now); !ok {
-			c.r.stats.refused.Add(1)
-			c.finish(false, now)
-			return &BudgetError{Attempts: c.attempt, Last: err, Wait: w}
-		}
-		if s.cfg.OnRetry != nil {
-			s.cfg.OnRetry(Event{Name: s.cfg.Name, Attempt: c.attempt, Err: err, Delay: wait})
+		wait, final := c.Failed(ctx, s.now(), err)
+		if final != nil {
+			return final
 		}
 		if serr := sluice.Sleep(ctx, s.cfg.Clock, wait); serr != nil {
-			c.finish(false, time.Time{})
-			return &canceledError{cause: serr, last: err}
+			return c.Canceled(time.Time{}, serr)
 		}
-		c.attempt++
 		err = runAttempt(ctx, next, s)
 	}
 }

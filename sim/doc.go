@@ -24,15 +24,18 @@
 // that waited past its timeout is still done, and wasted: the mechanism that
 // sustains a metastable failure (Bronson et al., HotOS 2021).
 //
-// The decisions are the policy packages' own: the simulator calls the
-// explicit-time forms of their state machines — breaker.(*Breaker).Allow
-// and Permit.Done, retry.Config.Delay with the Budget's Attempt and
-// AllowRetry, bulkhead.(*Bulkhead).TryAcquire and Release,
-// ratelimit.(*TokenBucket).AllowAt and Reserve — at the virtual time of
-// each event, and the shared classifier (sluice.Classify) judges every
-// error. The glue between them follows the executors step by step (see
-// flow.go); where a package offers no explicit-time form of a step (the
-// bulkhead's FIFO queue) the simulator keeps that step and says so.
+// The decisions are the policy packages' own, taken by their state
+// machines through their explicit-time forms at the virtual time of each
+// event; the simulator keeps no copy of their logic. Each call is a
+// retry.Call (Begin, then Succeeded or Failed after each attempt, Canceled
+// when the caller's deadline ends a wait), the same object
+// retry.(*Retry).Execute drives, with the client's seeded jitter stream;
+// the breaker admits with Allow and is told Permit.Done with the outcome
+// its Outcome method judges, the function its Execute counts with; the
+// bulkhead queues attempts with its explicit-time queue (Enqueue,
+// ReleaseAt, ExpireAt, Cancel), the queue its blocked callers wait in; the
+// rate limiter answers AllowAt and Reserve. flow.go is the glue: the order
+// of sluicehttp's Transport and the event scheduling.
 //
 // # Scenarios
 //

@@ -26,7 +26,7 @@ func ExampleRun() {
 	}
 	// Output:
 	// naive: 4.0 attempts per call during the outage, at most 1.1: false
-	// sluice-default: 0.1 attempts per call during the outage, at most 1.1: true
+	// sluice-default: 0.2 attempts per call during the outage, at most 1.1: true
 }
 
 // The contention experiment of Brooker's "Exponential Backoff And Jitter"

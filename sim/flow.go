@@ -22,21 +22,30 @@ import (
 // per-attempt timeout). Each decision is taken by the policy packages' own
 // state machines at the virtual time of the event.
 
-// The errors of the model. Rejections the sim decides on behalf of a
-// package whose explicit-time API returns no error value match that
-// package's sentinel and sluice.ErrRejected, as the package's own would.
+// The errors of the model. A rejection the sim decides on behalf of a
+// package whose explicit-time API returns no error value (the rate
+// limiter's AllowAt and Reserve) matches that package's sentinel and
+// sluice.ErrRejected, as the package's own would.
 var (
 	errUnavailable  = &sluice.StatusError{Code: 503}
 	errCallerGaveUp = fmt.Errorf("sim: caller's deadline passed: %w", context.DeadlineExceeded)
 	errRateLimited  = fmt.Errorf("sim: %w: %w", ratelimit.ErrLimited, sluice.ErrRejected)
-	errBulkheadFull = fmt.Errorf("sim: %w (queue full): %w", bulkhead.ErrFull, sluice.ErrRejected)
-	errBulkheadWait = fmt.Errorf("sim: %w (wait expired): %w", bulkhead.ErrFull, sluice.ErrRejected)
 )
+
+// gaveUpContext returns the context of a caller whose deadline has passed:
+// the policies judge an error seen with it as the caller's own
+// cancellation. The policies see context.Background() for a caller still
+// waiting.
+func gaveUpContext() context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errCallerGaveUp)
+	return ctx
+}
 
 // answers makes the answers a middle service sends its caller, as its
 // caller's HTTP client sees them, one shared value per distinct answer (the
 // wire carries a status, a Sluice-Reject reason and a Retry-After in whole
-// seconds), so that the classifier's verdicts can be memoised.
+// seconds).
 type answers map[answerKey]error
 
 type answerKey struct {
@@ -111,28 +120,33 @@ func (a answers) plain(err error) error {
 	return a.get(answerKey{code: 502})
 }
 
-// inst is one client's instance of a policy: its own budget, breaker,
-// bulkhead and limiter, as each service instance's sidecar has its own.
+// inst is one client's instance of a policy: its own retry (with its
+// budget), breaker, bulkhead and limiter, as each service instance's sidecar
+// has its own.
 type inst struct {
-	sp     *spec
-	chain  int // which client (or chain of services) it serves
-	rng    *rand.Rand
-	budget retry.Budget
-	br     *breaker.Breaker
-	bh     *bulkhead.Bulkhead
-	lim    *ratelimit.TokenBucket
+	sp    *spec
+	chain int        // which client (or chain of services) it serves
+	rng   *rand.Rand // the retry's jitter
+	rt    *retry.Retry
+	br    *breaker.Breaker
+	bh    *bulkhead.Bulkhead
+	lim   *ratelimit.TokenBucket
 
-	// The bulkhead's FIFO of waiting attempts. The bulkhead offers no
-	// explicit-time queue, so the sim keeps it (MaxQueue, MaxWait, FIFO)
-	// and hands a released permit to the head with TryAcquire.
-	waitQ   []*try
-	waiting int // live entries of waitQ
+	// queued maps the bulkhead's tickets to the attempts waiting on them.
+	queued map[bulkhead.Ticket]*try
 }
 
 func newInst(sp *spec, w *world, chain int, rng *rand.Rand) *inst {
 	in := &inst{sp: sp, chain: chain, rng: rng}
 	if sp.retry != nil {
-		in.budget = sp.budget.build()
+		c := *sp.retry
+		c.Clock = w.clock
+		c.Budget = sp.budget.build()
+		rt, err := retry.New(c)
+		if err != nil {
+			panic(err) // validated when the spec was built
+		}
+		in.rt = rt
 	}
 	if sp.breaker != nil {
 		c := *sp.breaker
@@ -143,6 +157,7 @@ func newInst(sp *spec, w *world, chain int, rng *rand.Rand) *inst {
 		c := *sp.bulkhead
 		c.Clock = w.clock
 		in.bh = bulkhead.MustNew(c)
+		in.queued = map[bulkhead.Ticket]*try{}
 	}
 	if sp.limiter != nil {
 		c := *sp.limiter
@@ -158,11 +173,11 @@ type layer struct {
 	w              *world
 	rec            *recorder
 	index          int
-	attemptTimeout time.Duration // the client's own per-attempt timeout
-	send           func(t *try)  // transmit an attempt; the answer comes back through reply
-	bottom         bool          // attempts reach the upstream server
-	timeouts       *lane         // per-attempt timeouts, a fixed delay after sending
-	verdicts       *verdicts
+	attemptTimeout time.Duration   // the client's own per-attempt timeout
+	send           func(t *try)    // transmit an attempt; the answer comes back through reply
+	bottom         bool            // attempts reach the upstream server
+	timeouts       *lane           // per-attempt timeouts, a fixed delay after sending
+	gaveUp         context.Context // see gaveUpContext
 	timeoutErrs    map[time.Duration]error
 }
 
@@ -171,8 +186,7 @@ type call struct {
 	in       *inst
 	arrive   int64
 	deadline int64
-	attempt  int
-	prevRaw  time.Duration
+	rc       retry.Call // the retry policy's state of the call, when there is one
 	done     func(c *call, err error)
 	finished bool
 	// lastAnswer is the last failure answer from below, for the answer a
@@ -186,19 +200,21 @@ type try struct {
 	allowedAt int64 // when the breaker admitted it
 	timeoutAt int64
 	permit    breaker.Permit
-	bulk      bool // holds a bulkhead permit
-	waiting   bool // queued for a bulkhead permit
+	bulk      bool            // holds a bulkhead permit
+	ticket    bulkhead.Ticket // queued for a bulkhead permit, while not zero
 	finished  bool
 }
 
 // start begins a logical call at the current time.
 func (l *layer) start(in *inst, deadline int64, done func(c *call, err error)) {
 	c := &call{in: in, arrive: l.w.now, deadline: deadline, done: done}
+	if in.rt != nil {
+		c.rc = in.rt.Begin(l.w.time(), in.rng)
+	}
 	l.attempt(c)
 }
 
 func (l *layer) attempt(c *call) {
-	c.attempt++
 	t := &try{c: c}
 	l.stageLimiter(t)
 }
@@ -235,42 +251,51 @@ func (l *layer) stageLimiter(t *try) {
 	w.after(d, func() { l.stageBulkhead(t) })
 }
 
+// stageBulkhead takes a bulkhead permit, or queues for one with a ticket of
+// the bulkhead's explicit-time queue. A queued attempt waits until a
+// release grants it a permit (release), its MaxWait runs out (ExpireAt) or
+// its caller's deadline passes (Cancel), whichever comes first.
 func (l *layer) stageBulkhead(t *try) {
 	in, c, w := t.c.in, t.c, l.w
 	if in.bh == nil {
 		l.stageBreaker(t)
 		return
 	}
-	if in.waiting == 0 && in.bh.TryAcquire() {
+	tk, admitted, err := in.bh.Enqueue(w.time())
+	switch {
+	case err != nil:
+		l.end(t, err, false)
+		return
+	case admitted:
 		t.bulk = true
 		l.stageBreaker(t)
 		return
 	}
-	bc := in.sp.bulkhead
-	if in.waiting >= bc.MaxQueue {
-		l.end(t, errBulkheadFull, false)
+	l.rec.queued++
+	t.ticket = tk
+	in.queued[tk] = t
+	if mw := in.sp.bulkhead.MaxWait; mw > 0 && w.now+int64(mw) < c.deadline {
+		w.after(mw, func() { l.expire(in) })
 		return
 	}
-	l.rec.queued++
-	t.waiting = true
-	in.waitQ = append(in.waitQ, t)
-	in.waiting++
-	limit, gaveUp := c.deadline, true
-	if bc.MaxWait > 0 && w.now+int64(bc.MaxWait) < limit {
-		limit, gaveUp = w.now+int64(bc.MaxWait), false
-	}
-	w.at(limit, func() {
-		if !t.waiting {
-			return
-		}
-		t.waiting = false
-		in.waiting--
-		if gaveUp {
+	w.at(c.deadline, func() {
+		if t.ticket == tk && in.bh.Cancel(tk) {
+			delete(in.queued, tk)
+			t.ticket = bulkhead.Ticket{}
 			l.end(t, errCallerGaveUp, true)
-		} else {
-			l.end(t, errBulkheadWait, false)
 		}
 	})
+}
+
+// expire ends the queued attempts whose bulkhead wait has run out.
+func (l *layer) expire(in *inst) {
+	expired, err := in.bh.ExpireAt(l.w.time())
+	for _, tk := range expired {
+		t := in.queued[tk]
+		delete(in.queued, tk)
+		t.ticket = bulkhead.Ticket{}
+		l.end(t, err, false)
+	}
 }
 
 func (l *layer) stageBreaker(t *try) {
@@ -287,30 +312,15 @@ func (l *layer) stageBreaker(t *try) {
 	l.transmit(t)
 }
 
-// release returns t's bulkhead permit and hands it to the first live waiter.
+// release returns a bulkhead permit; the attempts it (or a wait that ran
+// out at the same instant) lets in go on.
 func (l *layer) release(in *inst) {
-	in.bh.Release()
-	for in.waiting > 0 && len(in.waitQ) > 0 {
-		next := in.waitQ[0]
-		if !next.waiting {
-			in.waitQ[0] = nil
-			in.waitQ = in.waitQ[1:]
-			continue
-		}
-		if !in.bh.TryAcquire() {
-			return
-		}
-		in.waitQ[0] = nil
-		in.waitQ = in.waitQ[1:]
-		next.waiting = false
-		in.waiting--
-		next.bulk = true
-		l.stageBreaker(next)
-		return
-	}
-	if in.waiting == 0 {
-		clear(in.waitQ)
-		in.waitQ = in.waitQ[:0]
+	for _, tk := range in.bh.ReleaseAt(l.w.time()) {
+		t := in.queued[tk]
+		delete(in.queued, tk)
+		t.ticket = bulkhead.Ticket{}
+		t.bulk = true
+		l.stageBreaker(t)
 	}
 }
 
@@ -384,121 +394,45 @@ func (l *layer) end(t *try, err error, gaveUp bool) {
 		t.bulk = false
 		l.release(in)
 	}
+	ctx := context.Background()
+	if gaveUp {
+		ctx = l.gaveUp
+	}
 	if in.br != nil {
-		t.permit.Done(w.time(), l.verdicts.breakerOutcome(err, gaveUp), time.Duration(w.now-t.allowedAt))
+		t.permit.Done(w.time(), in.br.Outcome(ctx, err), time.Duration(w.now-t.allowedAt))
 	}
-	l.decide(c, err, gaveUp)
+	l.decide(c, ctx, err)
 }
 
-// verdicts memoises the shared classifier's verdicts on the few error
-// values a run produces (the model's errors are shared values), since
-// classifying walks the error chain with reflection.
-type verdicts struct {
-	classified map[error]sluice.Failure
-	retry      map[error]bool
-}
-
-func newVerdicts() *verdicts {
-	return &verdicts{classified: map[error]sluice.Failure{}, retry: map[error]bool{}}
-}
-
-func (v *verdicts) classify(err error) sluice.Failure {
-	if f, ok := v.classified[err]; ok {
-		return f
-	}
-	f := sluice.Classify(context.Background(), err)
-	v.classified[err] = f
-	return f
-}
-
-// breakerOutcome is how a breaker's Execute counts an error when
-// Config.IsFailure is nil: the caller's cancellation is ignored, a failure
-// in the shared classifier's sense counts, anything else is a success.
-func (v *verdicts) breakerOutcome(err error, gaveUp bool) breaker.Outcome {
-	switch {
-	case err == nil:
-		return breaker.Success
-	case gaveUp:
-		return breaker.Ignored
-	}
-	f := v.classify(err)
-	switch {
-	case f.Type == sluice.FailureCanceled:
-		return breaker.Ignored
-	case f.IsFailure():
-		return breaker.Failure
-	}
-	return breaker.Success
-}
-
-// decide is the retry executor's sequence after an attempt, step for step
-// (retry.(*Retry).Execute): tell the budget, classify, check attempts, draw
-// the wait with Config.Delay, check MaxElapsed, ask the budget, wait.
-func (l *layer) decide(c *call, err error, gaveUp bool) {
+// decide hands the end of an attempt to the retry policy's Call, which
+// decides as the executor does (retry.(*Retry).Execute runs every call
+// through one): the call ends, or the next attempt starts after the wait —
+// unless the caller's deadline comes first.
+func (l *layer) decide(c *call, ctx context.Context, err error) {
 	w, in := l.w, c.in
-	rc := in.sp.retry
-	first := c.attempt == 1
-	now := w.time()
-	if rc == nil {
+	if in.rt == nil {
 		l.finish(c, err)
 		return
 	}
-	switch {
-	case err == nil:
-		in.budget.Attempt(now, first, retry.Succeeded)
+	if err == nil {
+		c.rc.Succeeded(w.time())
 		l.finish(c, nil)
 		return
-	case gaveUp:
-		in.budget.Attempt(now, first, retry.NotRetryable)
-		l.finish(c, err)
-		return
-	case !l.verdicts.retryable(rc, err):
-		in.budget.Attempt(now, first, retry.NotRetryable)
-		l.finish(c, err)
-		return
 	}
-	in.budget.Attempt(now, first, retry.Retryable)
-	if c.attempt >= rc.MaxAttempts {
-		l.finish(c, &retry.ExhaustedError{Attempts: c.attempt, Last: err})
-		return
-	}
-	wait, raw := rc.Delay(c.attempt, c.prevRaw, 1, in.rng)
-	c.prevRaw = raw
-	if rc.MaxElapsed > 0 && w.now+int64(wait)-c.arrive > int64(rc.MaxElapsed) {
-		l.finish(c, &retry.ExhaustedError{Attempts: c.attempt, OutOfTime: true, Last: err})
-		return
-	}
-	if ok, bw := in.budget.AllowRetry(now); !ok {
-		l.rec.budgetRefused++
-		l.finish(c, &retry.BudgetError{Attempts: c.attempt, Last: err, Wait: bw})
+	wait, final := c.rc.Failed(ctx, w.time(), err)
+	if final != nil {
+		if _, refused := final.(*retry.BudgetError); refused {
+			l.rec.budgetRefused++
+		}
+		l.finish(c, final)
 		return
 	}
 	if w.now+int64(wait) >= c.deadline {
 		// The caller's deadline ends the wait.
-		w.at(c.deadline, func() { l.finish(c, errCallerGaveUp) })
+		w.at(c.deadline, func() { l.finish(c, c.rc.Canceled(w.time(), errCallerGaveUp)) })
 		return
 	}
 	w.after(wait, func() { l.attempt(c) })
-}
-
-// retryable is the retry policy's test: Config.RetryOn if set, else its
-// classifier (the shared one by default). A run simulates one policy, so
-// the verdict depends on the error alone.
-func (v *verdicts) retryable(rc *retry.Config, err error) bool {
-	if r, ok := v.retry[err]; ok {
-		return r
-	}
-	var r bool
-	switch {
-	case rc.RetryOn != nil:
-		r = rc.RetryOn(err)
-	case rc.Classifier != nil:
-		r = rc.Classifier.Classify(context.Background(), err).Retryable
-	default:
-		r = v.classify(err).Retryable
-	}
-	v.retry[err] = r
-	return r
 }
 
 func (l *layer) finish(c *call, err error) {

@@ -198,11 +198,11 @@ func (r *run) simulate(ctx context.Context) (Result, error) {
 	}
 
 	layers := make([]*layer, nLayers)
-	verdicts := newVerdicts()
+	gaveUp := gaveUpContext()
 	ans := answers{}
 	insts := make([][]*inst, nLayers)
 	for k := range layers {
-		layers[k] = &layer{w: w, rec: r.rec, index: k, attemptTimeout: clientTimeout, bottom: k == nLayers-1, timeouts: w.newLane(), verdicts: verdicts}
+		layers[k] = &layer{w: w, rec: r.rec, index: k, attemptTimeout: clientTimeout, bottom: k == nLayers-1, timeouts: w.newLane(), gaveUp: gaveUp}
 		insts[k] = make([]*inst, r.n)
 		for i := range r.n {
 			insts[k][i] = newInst(r.sp, w, i, r.rand(streamJitter, uint64(k), uint64(i)))

@@ -100,6 +100,8 @@ func (r *recorder) completed(arrive, now int64, err error) {
 	var be *retry.BudgetError
 	var nr *sluicehttp.NoRetryError
 	switch {
+	case errors.Is(err, errCallerGaveUp):
+		// The caller's deadline ended it, not a policy.
 	case errors.Is(err, sluice.ErrRejected) && !errors.As(err, &be):
 		r.rejected++ // shed here
 	case errors.As(err, &nr) && nr.Reason != "":
