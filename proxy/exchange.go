@@ -18,14 +18,7 @@ import (
 	"github.com/sluice-go/sluice/sluicehttp"
 )
 
-const (
-	copyBufSize = 32 << 10
-	// maxKeep bounds how much of a failure answer's body is read ahead, so
-	// that the connection can return to the pool while a retry waits; a
-	// bigger body keeps streaming from the upstream when it is the answer
-	// given.
-	maxKeep = 64 << 10
-)
+const copyBufSize = 32 << 10
 
 // errCommitted is returned by an attempt that finds the response already
 // under way to the client: nothing can be tried again.
@@ -219,7 +212,7 @@ func (ex *exchange) try(ctx context.Context, up *upstream) error {
 		}()
 		return ex.deliver(ctx, resp, up)
 	}
-	complete, err := keepBody(resp)
+	complete, err := sluicehttp.BufferBody(resp)
 	if err == nil && !stop() {
 		err = context.Cause(ctx) // the try ended while the body was read
 	}
@@ -279,7 +272,7 @@ func (ex *exchange) keepLast(resp *http.Response) {
 
 func (ex *exchange) dropLast() {
 	if ex.last != nil {
-		discard(ex.last)
+		sluicehttp.DiscardBody(ex.last)
 		ex.last = nil
 	}
 }
@@ -441,36 +434,6 @@ func (ex *exchange) writeLast() {
 // the client sees it cut off instead of a complete-looking short answer.
 func (ex *exchange) abort() {
 	panic(http.ErrAbortHandler)
-}
-
-// keepBody reads up to maxKeep bytes of a failure answer's body. A body
-// that fits is held in memory and the original closed, so the connection
-// goes back to the pool while a retry waits; a bigger one keeps streaming
-// after what was read.
-func keepBody(resp *http.Response) (complete bool, err error) {
-	if resp.Body == nil || resp.Body == http.NoBody {
-		return true, nil
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxKeep+1))
-	if err != nil {
-		return false, err
-	}
-	if len(data) <= maxKeep {
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(data))
-		return true, nil
-	}
-	resp.Body = readCloser{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
-	return false, nil
-}
-
-// discard drains a little of a response nobody will read and closes it, so
-// that its connection can be reused.
-func discard(resp *http.Response) {
-	if resp.Body != nil {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxKeep)
-		resp.Body.Close()
-	}
 }
 
 type readCloser struct {

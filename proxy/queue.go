@@ -265,7 +265,7 @@ func (s *Server) replayTry(ctx context.Context, rt *route, up *upstream, in *htt
 	if err != nil {
 		return &tryError{upstream: up.name, err: err}
 	}
-	defer discard(resp)
+	defer sluicehttp.DiscardBody(resp)
 	if rt.isFailure(resp.StatusCode) {
 		return &answerError{upstream: up.name, code: resp.StatusCode, cause: failureCause(resp, s.clock.Now())}
 	}

@@ -107,9 +107,10 @@ type readCloser struct {
 	io.Closer
 }
 
-// discard drains up to maxDrain bytes of a response body and closes it, so
-// that a response the caller never sees does not cost a connection.
-func discard(resp *http.Response) {
+// DiscardBody drains up to 64 KiB of a response body nobody will read and
+// closes it, so that a response the caller never sees does not cost a
+// connection. A nil response or body is left alone.
+func DiscardBody(resp *http.Response) {
 	if resp == nil || resp.Body == nil {
 		return
 	}
@@ -117,12 +118,12 @@ func discard(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// keepBody reads up to maxDrain bytes of a failure response's body. A body
-// that fits is held in memory and the original closed, so the connection is
-// back in the pool while the retry waits; a bigger one keeps streaming after
-// what was read. A read error (a reset mid-body) is returned and the
-// response closed: the attempt failed.
-func keepBody(resp *http.Response) (complete bool, err error) {
+// BufferBody reads up to 64 KiB of a failure response's body. A body that
+// fits is held in memory and the original closed, so the connection is back
+// in the pool while a retry waits, and complete is true; a bigger one keeps
+// streaming after what was read. A read error (a reset mid-body) is returned
+// and the response closed: the attempt failed.
+func BufferBody(resp *http.Response) (complete bool, err error) {
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return true, nil
 	}

@@ -442,7 +442,7 @@ func attempt(ctx context.Context) error {
 func (c *call) send(ctx context.Context) error {
 	c.n++
 	if c.last != nil { // the retry policy chose to try again
-		discard(c.last)
+		DiscardBody(c.last)
 		c.last = nil
 	}
 	body, err := c.body.forAttempt(c.n)
@@ -482,7 +482,7 @@ func (c *call) send(ctx context.Context) error {
 	failure := c.t.isFailure(resp)
 	complete := false
 	if failure {
-		if complete, err = keepBody(resp); err != nil {
+		if complete, err = BufferBody(resp); err != nil {
 			if cancel != nil {
 				stop()
 				cancel(nil)
@@ -533,7 +533,7 @@ func (c *call) finish(err error) (*http.Response, error) {
 		return c.resp, nil
 	}
 	if c.resp != nil { // a success some policy overruled; not ours to return
-		discard(c.resp)
+		DiscardBody(c.resp)
 		c.resp = nil
 	}
 	if err == nil {
@@ -543,7 +543,7 @@ func (c *call) finish(err error) (*http.Response, error) {
 		resp := c.last
 		c.last = nil
 		if c.req.Context().Err() != nil { // the caller has gone
-			discard(resp)
+			DiscardBody(resp)
 			return nil, err
 		}
 		if resp.Header == nil {
