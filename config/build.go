@@ -208,14 +208,14 @@ func (c *Config) plan(r Route, opts BuildOptions) (routePlan, error) {
 		}
 	}
 	if pol.RateLimit != nil {
-		lc := limiterConfig(*pol.RateLimit, r.Name)
+		lc := LimiterConfig(*pol.RateLimit, r.Name)
 		if _, err := ratelimit.New(lc); err != nil {
 			return fail("rate_limit", err)
 		}
 		p.limiters = append(p.limiters, lc)
 	}
 	if r.RateLimit != nil {
-		lc := limiterConfig(*r.RateLimit, r.Name+RouteLimiterSuffix)
+		lc := LimiterConfig(*r.RateLimit, r.Name+RouteLimiterSuffix)
 		if _, err := ratelimit.New(lc); err != nil {
 			return fail("rate_limit", err)
 		}
@@ -245,7 +245,7 @@ func (c *Config) plan(r Route, opts BuildOptions) (routePlan, error) {
 	}
 	if pol.CircuitBreaker != nil {
 		for i := range r.Upstreams {
-			bc := breakerConfig(*pol.CircuitBreaker, BreakerName(r, i))
+			bc := BreakerConfig(*pol.CircuitBreaker, BreakerName(r, i))
 			bc.OnStateChange = opts.OnBreakerChange
 			b, err := breaker.New(bc)
 			if err != nil {
@@ -309,7 +309,10 @@ func (p routePlan) apply(reg *registry.Registry) (BuiltRoute, error) {
 	return br, nil
 }
 
-func limiterConfig(rl RateLimit, name string) ratelimit.Config {
+// LimiterConfig translates a rate_limit section into the ratelimit package's
+// Config named name; zero fields keep that package's defaults. The sidecar
+// and the simulator share it, so a file means the same in both.
+func LimiterConfig(rl RateLimit, name string) ratelimit.Config {
 	return ratelimit.Config{
 		Name:    name,
 		Rate:    rl.Rate,
@@ -320,7 +323,11 @@ func limiterConfig(rl RateLimit, name string) ratelimit.Config {
 	}
 }
 
-func breakerConfig(cb CircuitBreaker, name string) breaker.Config {
+// BreakerConfig translates a circuit_breaker section into the breaker
+// package's Config named name: window picks a time-based window and
+// window_calls a count-based one; max_open_for caps an open time that
+// doubles each time the breaker opens again.
+func BreakerConfig(cb CircuitBreaker, name string) breaker.Config {
 	bc := breaker.Config{
 		Name:                  name,
 		FailureThreshold:      cb.FailureThreshold,

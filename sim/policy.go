@@ -221,29 +221,7 @@ func specFromConfig(name string, p config.Policy) (*spec, error) {
 		s.retry, s.budget = rc, b
 	}
 	if c := p.CircuitBreaker; c != nil {
-		bc := breaker.Config{
-			Name:                  name,
-			FailureThreshold:      c.FailureThreshold,
-			FailureRateThreshold:  c.FailureRate,
-			SlowCallDuration:      c.SlowCallDuration,
-			SlowCallRateThreshold: c.SlowCallRate,
-			MinimumCalls:          c.MinimumCalls,
-			OpenFor:               c.OpenFor,
-			HalfOpenCalls:         c.HalfOpenCalls,
-			SuccessThreshold:      c.SuccessThreshold,
-			HalfOpenMaxWait:       c.HalfOpenMaxWait,
-		}
-		switch {
-		case c.Window > 0:
-			bc.WindowType, bc.WindowDuration = breaker.TimeWindow, c.Window
-		case c.WindowCalls > 0:
-			bc.WindowType, bc.WindowSize = breaker.CountWindow, c.WindowCalls
-		}
-		if c.MaxOpenFor > 0 {
-			// The schema has a cap but no growth factor: doubling is what a
-			// cap implies.
-			bc.OpenBackoff = breaker.Backoff{Multiplier: 2, Max: c.MaxOpenFor}
-		}
+		bc := config.BreakerConfig(*c, name)
 		if _, err := breaker.New(bc); err != nil {
 			return nil, err
 		}
@@ -258,7 +236,7 @@ func specFromConfig(name string, p config.Policy) (*spec, error) {
 		s.bulkhead = &bc
 	}
 	if c := p.RateLimit; c != nil {
-		lc := ratelimit.Config{Name: name, Rate: c.Rate, Per: c.Per, Burst: c.Burst, Smooth: c.Smooth, MaxWait: c.MaxWait}
+		lc := config.LimiterConfig(*c, name)
 		if _, err := ratelimit.New(lc); err != nil {
 			return nil, err
 		}
