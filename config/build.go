@@ -354,15 +354,20 @@ func BreakerConfig(cb CircuitBreaker, name string) breaker.Config {
 	return bc
 }
 
-// retryConfig translates a retry section. The budget it returns is the
-// explicit one it made or carried over, nil for the package default or off.
-func retryConfig(rc Retry, name string, opts BuildOptions) (retry.Config, *builtBudget, error) {
+// RetryConfig translates a retry section into the retry package's Config
+// named name; zero fields keep that package's defaults. never, if not nil,
+// vetoes retrying an error (the sidecar passes its do-not-retry rule). The
+// budget is left to the caller, which decides whether instances share one:
+// budget: off gives retry.NoBudget, anything else the package default until
+// the caller sets Budget (see BudgetConfig). The sidecar and the simulator
+// share it, so a file means the same in both.
+func RetryConfig(rc Retry, name string, never func(error) bool) retry.Config {
 	out := retry.Config{
 		Name:        name,
 		MaxAttempts: rc.MaxAttempts,
 		MaxElapsed:  rc.MaxElapsed,
 		Backoff:     backoff(rc),
-		RetryOn:     retryOn(rc.RetryOnStatus, opts.NeverRetry),
+		RetryOn:     retryOn(rc.RetryOnStatus, never),
 	}
 	switch rc.Jitter {
 	case JitterNone:
@@ -374,27 +379,46 @@ func retryConfig(rc Retry, name string, opts BuildOptions) (retry.Config, *built
 	case JitterProportional:
 		out.Jitter = retry.Proportional(cmpOr(rc.JitterRatio, DefaultJitterRatio))
 	}
-	var bb *builtBudget
-	switch b := rc.Budget; {
-	case b == nil:
-	case b.Off:
+	if rc.Budget != nil && rc.Budget.Off {
 		out.Budget = retry.NoBudget{}
-	default:
-		bc := retry.BudgetConfig{Ratio: b.Ratio, Window: b.Window, MinRetriesPerSecond: b.MinPerSecond}
-		if prev := opts.Previous; prev != nil {
-			if old, ok := prev.budgets[name]; ok && old.cfg == bc {
-				bb = &old
-			}
-		}
-		if bb == nil {
-			rb, err := retry.NewBudget(bc)
-			if err != nil {
-				return retry.Config{}, nil, err
-			}
-			bb = &builtBudget{cfg: bc, budget: rb}
-		}
-		out.Budget = bb.budget
 	}
+	return out
+}
+
+// BudgetConfig returns the explicit budget of a retry section, and whether
+// there is one (false for no budget key, which means the package default, and
+// for budget: off).
+func (rc Retry) BudgetConfig() (retry.BudgetConfig, bool) {
+	b := rc.Budget
+	if b == nil || b.Off {
+		return retry.BudgetConfig{}, false
+	}
+	return retry.BudgetConfig{Ratio: b.Ratio, Window: b.Window, MinRetriesPerSecond: b.MinPerSecond}, true
+}
+
+// retryConfig translates a retry section for Build. The budget it returns is
+// the explicit one it made or carried over from the previous build, nil for
+// the package default or off.
+func retryConfig(rc Retry, name string, opts BuildOptions) (retry.Config, *builtBudget, error) {
+	out := RetryConfig(rc, name, opts.NeverRetry)
+	bc, ok := rc.BudgetConfig()
+	if !ok {
+		return out, nil, nil
+	}
+	var bb *builtBudget
+	if prev := opts.Previous; prev != nil {
+		if old, found := prev.budgets[name]; found && old.cfg == bc {
+			bb = &old
+		}
+	}
+	if bb == nil {
+		rb, err := retry.NewBudget(bc)
+		if err != nil {
+			return retry.Config{}, nil, err
+		}
+		bb = &builtBudget{cfg: bc, budget: rb}
+	}
+	out.Budget = bb.budget
 	return out, bb, nil
 }
 

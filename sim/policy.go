@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
 	"github.com/sluice-go/sluice/bulkhead"
 	"github.com/sluice-go/sluice/config"
@@ -246,71 +244,16 @@ func specFromConfig(name string, p config.Policy) (*spec, error) {
 }
 
 func retryFromConfig(name string, r *config.Retry) (*retry.Config, budgetSpec, error) {
-	cfg := retry.Config{Name: name, MaxAttempts: r.MaxAttempts, MaxElapsed: r.MaxElapsed}
-	def := retry.DefaultBackoff()
-	base, maxDelay, mult := r.BaseDelay, r.MaxDelay, r.Multiplier
-	if base == 0 {
-		base = def.Base()
-	}
-	if maxDelay == 0 {
-		maxDelay = max(def.Cap(), base)
-	}
-	if mult == 0 {
-		mult = def.Multiplier()
-	}
-	switch r.Backoff {
-	case "", config.BackoffExponential:
-		if r.BaseDelay != 0 || r.MaxDelay != 0 || r.Multiplier != 0 {
-			cfg.Backoff = retry.Exponential(base, mult, maxDelay)
-		}
-	case config.BackoffLinear:
-		cfg.Backoff = retry.Linear(base, base, maxDelay)
-	case config.BackoffConstant:
-		cfg.Backoff = retry.Constant(base)
-	case config.BackoffDecorrelated:
-		cfg.Backoff = retry.Decorrelated(base, maxDelay)
-	default:
-		return nil, budgetSpec{}, fmt.Errorf("unknown backoff %q", r.Backoff)
-	}
-	switch r.Jitter {
-	case "", config.JitterFull:
-		cfg.Jitter = retry.FullJitter
-	case config.JitterNone:
-		cfg.Jitter = retry.NoJitter
-	case config.JitterEqual:
-		cfg.Jitter = retry.EqualJitter
-	case config.JitterProportional:
-		ratio := r.JitterRatio
-		if ratio == 0 {
-			ratio = 0.1 // the original design's ±10 %
-		}
-		cfg.Jitter = retry.Proportional(ratio)
-	default:
-		return nil, budgetSpec{}, fmt.Errorf("unknown jitter %q", r.Jitter)
-	}
-	if len(r.RetryOnStatus) > 0 {
-		statuses := slices.Clone(r.RetryOnStatus)
-		cfg.RetryOn = func(err error) bool {
-			var sc sluice.StatusCoder
-			if errors.As(err, &sc) {
-				return slices.Contains(statuses, sc.StatusCode())
-			}
-			return sluice.Classify(context.Background(), err).Retryable
-		}
-	}
+	cfg := config.RetryConfig(*r, name, nil)
 	var b budgetSpec
-	switch {
-	case r.Budget == nil:
-	case r.Budget.Off:
+	if r.Budget != nil && r.Budget.Off {
 		b.off = true
-	default:
-		b.ratio = retry.BudgetConfig{Ratio: r.Budget.Ratio, Window: r.Budget.Window, MinRetriesPerSecond: r.Budget.MinPerSecond}
-		if _, err := retry.NewBudget(b.ratio); err != nil {
+	}
+	if bc, ok := r.BudgetConfig(); ok {
+		if _, err := retry.NewBudget(bc); err != nil {
 			return nil, budgetSpec{}, err
 		}
-	}
-	if b.off {
-		cfg.Budget = retry.NoBudget{}
+		b.ratio = bc
 	}
 	rc, err := filled(cfg)
 	return rc, b, err
