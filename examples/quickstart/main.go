@@ -50,7 +50,7 @@ func run(out io.Writer) error {
 		Jitter:      retry.FullJitter,
 		OnRetry: func(e retry.Event) {
 			fmt.Fprintf(out, "attempt %d failed after %v: %v; waiting %v\n",
-				e.Attempt, time.Since(start).Round(time.Millisecond), e.Err, e.Delay.Round(time.Millisecond))
+				e.Attempt, time.Since(start).Round(time.Millisecond), e.Err, e.Delay.Round(10*time.Microsecond))
 		},
 	})
 	if err != nil {
