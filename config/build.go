@@ -84,8 +84,8 @@ type BuiltRoute struct {
 	// circuit_breaker.
 	Breakers []*breaker.Breaker
 	// Timeout bounds each try of one upstream: the route's timeout, else
-	// the policy's. It is not registered in the registry, since a Timeout
-	// cannot change its limit in place; it is nil when neither is set.
+	// the policy's; nil when neither is set. It is registered under the
+	// route's name; a changed limit replaces it (see registry.SetTimeout).
 	Timeout *timeout.Timeout
 }
 
@@ -165,21 +165,58 @@ func (c *Config) Build(reg *registry.Registry, opts BuildOptions) (*Built, error
 		if p.budget != nil {
 			out.budgets[p.route.Name] = *p.budget
 		}
-		for _, b := range br.Breakers {
-			keep[b.Name()] = true
+		for _, name := range br.instanceNames() {
+			keep[name] = true
 		}
 		out.Routes = append(out.Routes, br)
 	}
 	if prev := opts.Previous; prev != nil {
+		// Forget the instances of routes (or policy sections) that are gone,
+		// so that health and metrics stop listing them.
 		for _, r := range prev.Routes {
 			for _, b := range r.Breakers {
-				if !keep[b.Name()] {
+				if !keep["breaker:"+b.Name()] {
 					reg.RemoveBreaker(b.Name())
 				}
+			}
+			for _, l := range r.Limiters {
+				if !keep["limiter:"+l.Name()] {
+					reg.RemoveLimiter(l.Name())
+				}
+			}
+			if r.Bulkhead != nil && !keep["bulkhead:"+r.Bulkhead.Name()] {
+				reg.RemoveBulkhead(r.Bulkhead.Name())
+			}
+			if r.Retry != nil && !keep["retry:"+r.Retry.Name()] {
+				reg.RemoveRetry(r.Retry.Name())
+			}
+			if r.Timeout != nil && !keep["timeout:"+r.Timeout.Name()] {
+				reg.RemoveTimeout(r.Timeout.Name())
 			}
 		}
 	}
 	return out, nil
+}
+
+// instanceNames lists the route's registry instances as kind:name.
+func (br BuiltRoute) instanceNames() []string {
+	var out []string
+	for _, b := range br.Breakers {
+		out = append(out, "breaker:"+b.Name())
+	}
+	for _, l := range br.Limiters {
+		out = append(out, "limiter:"+l.Name())
+	}
+	if br.Bulkhead != nil {
+		out = append(out, "bulkhead:"+br.Bulkhead.Name())
+	}
+	if br.Retry != nil {
+		out = append(out, "retry:"+br.Retry.Name())
+	}
+	if br.Timeout != nil {
+		out = append(out, "timeout:"+br.Timeout.Name())
+	}
+	return out
 }
 
 // routePlan is a route's policy configurations, checked and ready to apply.
@@ -277,7 +314,14 @@ func cmpOr[T comparable](vs ...T) T {
 
 // apply makes or updates the planned instances in reg.
 func (p routePlan) apply(reg *registry.Registry) (BuiltRoute, error) {
-	br := BuiltRoute{Route: p.route, Timeout: p.timeout}
+	br := BuiltRoute{Route: p.route}
+	if p.timeout != nil {
+		t, err := reg.SetTimeout(p.timeout.Name(), timeout.Config{Timeout: p.timeout.Limit()})
+		if err != nil {
+			return BuiltRoute{}, err
+		}
+		br.Timeout = t
+	}
 	for _, lc := range p.limiters {
 		l, err := reg.SetLimiter(lc.Name, lc)
 		if err != nil {

@@ -232,3 +232,59 @@ func TestBreakerName(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildForgetsRemovedRoutesAndRegistersTimeouts(t *testing.T) {
+	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
+	b1, err := build(t, reg, buildYAML, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func() map[string]bool {
+		s := reg.Snapshot()
+		m := map[string]bool{}
+		for _, x := range s.Timeouts {
+			m["timeout:"+x.Name] = true
+		}
+		for _, x := range s.Retries {
+			m["retry:"+x.Name] = true
+		}
+		for _, x := range s.Bulkheads {
+			m["bulkhead:"+x.Name] = true
+		}
+		for _, x := range s.Limiters {
+			m["limiter:"+x.Name] = true
+		}
+		return m
+	}
+	before := names()
+	for _, want := range []string{"timeout:agents", "timeout:api", "retry:api", "bulkhead:api", "limiter:api/route"} {
+		if !before[want] {
+			t.Errorf("after the first build the registry lacks %s: %v", want, before)
+		}
+	}
+	if got := b1.Routes[1].Timeout.Limit(); got != 2*time.Second {
+		t.Errorf("api timeout = %v, want the route's 2s", got)
+	}
+	// Drop the api route and change agents' timeout.
+	onlyAgents := buildYAML[:strings.Index(buildYAML, "  - name: api")]
+	onlyAgents = strings.Replace(onlyAgents, "timeout: 30s", "timeout: 10s", 1)
+	b2, err := build(t, reg, onlyAgents, b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := names()
+	for _, gone := range []string{"timeout:api", "retry:api", "bulkhead:api", "limiter:api/route"} {
+		if after[gone] {
+			t.Errorf("%s of the removed route is still registered", gone)
+		}
+	}
+	for _, kept := range []string{"timeout:agents", "retry:agents", "bulkhead:agents"} {
+		if !after[kept] {
+			t.Errorf("%s of the kept route was removed", kept)
+		}
+	}
+	tm, _ := reg.Timeout("agents", timeout.Config{})
+	if tm != b2.Routes[0].Timeout || tm.Limit() != 10*time.Second {
+		t.Errorf("registered agents timeout = %v, want the rebuilt 10s one", tm.Limit())
+	}
+}

@@ -175,6 +175,18 @@ func (r *Registry) Timeout(name string, cfg timeout.Config) (*timeout.Timeout, e
 	return r.timeouts.get(name, cfg)
 }
 
+// SetTimeout builds the named timeout from cfg, or returns the running one
+// when its limit is unchanged. A Timeout holds no state but its counters, so
+// a changed limit replaces the instance (pipelines built with the old one
+// keep it until they are rebuilt).
+func (r *Registry) SetTimeout(name string, cfg timeout.Config) (*timeout.Timeout, error) {
+	cfg.Name = name
+	if t, ok := r.timeouts.lookup(name); ok && t.Limit() == cfg.Timeout {
+		return t, nil
+	}
+	return r.timeouts.set(name, cfg)
+}
+
 // AddBreaker registers a breaker built elsewhere under its own name.
 func (r *Registry) AddBreaker(b *breaker.Breaker) error { return r.breakers.add(b.Name(), b) }
 
@@ -234,6 +246,19 @@ func (r *Registry) RemoveBreaker(name string) {
 		b.Close()
 	}
 }
+
+// RemoveBulkhead forgets the named bulkhead; calls holding its permits
+// finish normally.
+func (r *Registry) RemoveBulkhead(name string) { r.bulkheads.remove(name) }
+
+// RemoveLimiter forgets the named limiter.
+func (r *Registry) RemoveLimiter(name string) { r.limiters.remove(name) }
+
+// RemoveRetry forgets the named retry policy.
+func (r *Registry) RemoveRetry(name string) { r.retries.remove(name) }
+
+// RemoveTimeout forgets the named timeout.
+func (r *Registry) RemoveTimeout(name string) { r.timeouts.remove(name) }
 
 // Close releases what the registry's instances hold (the breakers' timers).
 // The instances keep working; only transitions that happen without traffic
