@@ -189,7 +189,12 @@ type Bulkhead struct {
 	limit    atomic.Int64 // own limit: MaxConcurrent, or the adaptive estimate
 	adaptive bool
 	shared   bool
-	_        [64 - 18]byte
+	striped  atomic.Bool   // permits are stashed per cell; see stash.go
+	salt     atomic.Uint32 // mixed into the stash cell hash; see stash.go
+	_        [64 - 28]byte
+
+	cells       [stashCells]stashCell
+	everStriped atomic.Bool // striped was ever set: stashes may hold permits
 
 	countHi  atomic.Int64 // times the granted-count field of state wrapped
 	overflow atomic.Int64 // Shared: permits allowed beyond limit
@@ -302,6 +307,11 @@ func (b *Bulkhead) apply(c *Config, prev *Config) {
 	default:
 		b.limit.Store(int64(c.MaxConcurrent))
 		b.overflow.Store(int64(c.OverflowRatio * float64(c.MaxConcurrent)))
+		st := stripes(c)
+		if st {
+			b.everStriped.Store(true)
+		}
+		b.striped.Store(st)
 	}
 }
 
@@ -337,6 +347,10 @@ func (b *Bulkhead) Update(cfg Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.apply(&c, prev)
+	if b.everStriped.Load() {
+		// Stashed permits were taken under the old limit.
+		b.drainStashes()
+	}
 	b.dispatchLocked(time.Time{})
 	return nil
 }
@@ -346,7 +360,12 @@ func (b *Bulkhead) Update(cfg Config) error {
 // ReleaseSample) exactly once. A false result counts as a rejection in
 // Stats and is reported to OnReject.
 func (b *Bulkhead) TryAcquire() bool {
-	if b.tryAcquire() {
+	// The stash cell is hashed here, at the same depth as in Release.
+	if b.striped.Load() {
+		if b.tryAcquireStriped(stripe.HintSalted(b.salt.Load())) {
+			return true
+		}
+	} else if b.tryAcquire() {
 		return true
 	}
 	b.reject(QueueFull)
@@ -368,6 +387,10 @@ func (b *Bulkhead) Acquire(ctx context.Context) error {
 // Release returns a permit taken by Acquire or TryAcquire, handing it to the
 // first waiter if any. Releasing a permit that was not taken panics.
 func (b *Bulkhead) Release() {
+	if b.striped.Load() {
+		b.releaseStriped(stripe.HintSalted(b.salt.Load()))
+		return
+	}
 	s := b.state.Add(^uint64(0)) // one fewer in use
 	// Someone waits, or the permits in use went below zero.
 	if s&(waitMask|activeMask) >= activeMask {
@@ -406,7 +429,17 @@ func (b *Bulkhead) sample(now time.Time, rtt time.Duration, dropped bool) {
 // (sluice.Classify) calls a timeout, unavailable or rate-limited counts as
 // dropped, the caller's own cancellation and panics give no sample.
 func (b *Bulkhead) Execute(ctx context.Context, next sluice.Next) error {
-	if !b.tryAcquire() {
+	// Take and return the permit through the same stash cell: hashed here
+	// once, as tryAcquire and the deferred Release would hash different
+	// stack depths.
+	h := stripe.HintSalted(b.salt.Load())
+	var ok bool
+	if b.striped.Load() {
+		ok = b.tryAcquireStriped(h)
+	} else {
+		ok = b.tryAcquire()
+	}
+	if !ok {
 		if err := b.acquireSlow(ctx); err != nil {
 			return err
 		}
@@ -414,8 +447,20 @@ func (b *Bulkhead) Execute(ctx context.Context, next sluice.Next) error {
 	if b.adaptive {
 		return b.runAdaptive(ctx, next)
 	}
-	defer b.Release()
+	defer b.releaseAt(h)
 	return next.Run(ctx)
+}
+
+// releaseAt is Release through stash cell h.
+func (b *Bulkhead) releaseAt(h int) {
+	if b.striped.Load() {
+		b.releaseStriped(h)
+		return
+	}
+	s := b.state.Add(^uint64(0))
+	if s&(waitMask|activeMask) >= activeMask {
+		b.releaseSlow(s)
+	}
 }
 
 func (b *Bulkhead) runAdaptive(ctx context.Context, next sluice.Next) (err error) {
@@ -446,13 +491,16 @@ func (b *Bulkhead) runAdaptive(ctx context.Context, next sluice.Next) (err error
 // it leaves the work to tryTake, which carries the wrap into countHi, so
 // that the common path has no branch for it.
 func (b *Bulkhead) tryAcquire() bool {
+	if b.striped.Load() {
+		return b.tryAcquireStriped(stripe.HintSalted(b.salt.Load()))
+	}
 	s := b.state.Load()
 	// Waiters sit above the permits in the word, so one comparison checks
 	// both that nobody waits and that a permit is free.
 	if s&(waitMask|activeMask) < uint64(b.limit.Load()) && s < lastCount && b.state.CompareAndSwap(s, s+acqDelta) {
 		return true
 	}
-	return b.tryTake(false)
+	return b.tryTakeOrSteal()
 }
 
 // noteAdmitted carries the granted-count field of state n into countHi when
@@ -512,6 +560,7 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 	w := b.pool.Get().(*waiter)
 	w.prev, w.next, w.granted = nil, nil, false
 	b.pushLocked(w)
+	b.settleLocked()
 	b.mu.Unlock()
 
 	var expired <-chan time.Time
@@ -545,6 +594,10 @@ func (b *Bulkhead) joinLocked(maxQueue int) int {
 	for {
 		if b.tryTake(false) {
 			return joinTook
+		}
+		if b.everStriped.Load() && b.drainStashes() > 0 {
+			b.dispatchLocked(time.Time{}) // to those queued ahead, if any
+			continue
 		}
 		// No permit, or others queued ahead. Join the queue with a CAS on
 		// the state that showed it, so that a permit freed since fails the
@@ -688,6 +741,8 @@ func (b *Bulkhead) admittedLocked() int64 {
 		s := b.state.Load()
 		if b.countHi.Load() == hi {
 			n = hi<<countBits + int64(s>>countShift)
+			_, sa := b.stashTotals()
+			n += sa
 			break
 		}
 	}
@@ -743,11 +798,12 @@ type Stats struct {
 func (b *Bulkhead) Stats() Stats {
 	now := b.clock.Now()
 	cfg := b.cfg.Load()
+	stashed, _ := b.stashTotals()
 	s := b.state.Load()
 	st := Stats{
 		Name:          b.name,
 		Isolation:     cfg.Isolation,
-		Active:        int(s & activeMask),
+		Active:        max(int(int64(s&activeMask)-stashed), 0),
 		Queued:        int((s & waitMask) >> waitShift),
 		Limit:         int(b.limit.Load()),
 		MaxConcurrent: cfg.MaxConcurrent,

@@ -64,7 +64,19 @@
 // waiter count lives in the same word, a releasing caller learns from its
 // own atomic add whether it must hand its permit to a waiter, and no wakeup
 // is lost. Rejection allocates nothing either: the errors are built once per
-// configuration. An Adaptive bulkhead reads the clock twice per call to time
+// configuration.
+//
+// A Strict bulkhead without a Group whose MaxConcurrent is at least 512 (64
+// per stash cell) also keeps free permits in eight per-cell stashes, a cell
+// picked by hashing the caller's stack address, so that callers on
+// different cores take and return permits on cache lines of their own: a
+// permit is then one CAS on the caller's cell to take and one atomic add to
+// return, plus reads of the shared word, which is written only when a stash
+// is refilled in a batch from it or spills back. The cap stays exact (a
+// batch leaves the word by the same limit-checking CAS), every stash is
+// drained back before a caller is refused or queued, a release that finds
+// waiters flushes the stashes to the queue, and Update drains them. Release
+// without a permit is then detected only when the stashes are drained. An Adaptive bulkhead reads the clock twice per call to time
 // it and serialises the samples fed to its Estimator, skipping a sample
 // rather than waiting when another is being recorded.
 //

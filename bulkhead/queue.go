@@ -40,6 +40,19 @@ func (b *Bulkhead) Enqueue(now time.Time) (t Ticket, admitted bool, err error) {
 		w.deadline = now.Add(cfg.MaxWait)
 	}
 	b.pushLocked(w)
+	b.settleLocked()
+	if w.state == ticketGranted {
+		// A permit drained from a stash went to w at once: hand it over
+		// here rather than through Granted.
+		for i, g := range b.granted {
+			if g.w == w {
+				b.granted = append(b.granted[:i], b.granted[i+1:]...)
+				break
+			}
+		}
+		b.mu.Unlock()
+		return Ticket{}, true, nil
+	}
 	b.mu.Unlock()
 	return Ticket{w}, false, nil
 }

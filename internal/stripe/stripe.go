@@ -53,6 +53,25 @@ func stackHint() uint32 {
 	return uint32((uint64(uintptr(unsafe.Pointer(&marker)))>>11)*0x9E3779B97F4A7C15>>61) & (cells - 1)
 }
 
+// Cells is the number of cells of a Counter, and the range of Hint.
+const Cells = cells
+
+// Hint returns the calling goroutine's preferred cell index in [0, Cells),
+// hashed from its stack address as Counter.Add picks its cell, for other
+// striped structures that want the same spreading.
+func Hint() int { return int(stackHint()) }
+
+// HintSalted is Hint with the stack address mixed with salt before it is
+// hashed, so that a structure which finds two goroutines sharing a cell can
+// change the salt and deal every goroutine a cell afresh.
+func HintSalted(salt uint32) int {
+	var marker byte
+	// The XOR with a salt-derived constant changes which goroutines share
+	// a cell, as the carries of the multiply then depend on the salt.
+	z := uint64(uintptr(unsafe.Pointer(&marker)))>>11 ^ uint64(salt)*0xBF58476D1CE4E5B9
+	return int(z * 0x9E3779B97F4A7C15 >> 61)
+}
+
 // Inc adds one.
 func (c *Counter) Inc() { c.Add(1) }
 
