@@ -252,3 +252,35 @@ routes:
 		t.Errorf("after the window: status %d, want 503", resp.StatusCode)
 	}
 }
+
+// TestShedBeforeReadingBody: a request the limiter sheds is answered without
+// its body being read, so a flood of large uploads costs no buffering. The
+// client's body never arrives; the answer must come anyway.
+func TestShedBeforeReadingBody(t *testing.T) {
+	up := newUpstream(t, status(200, "ok"))
+	h := start(t, `
+routes:
+  - name: r
+    upstreams: [`+up.URL+`]
+    rate_limit: {rate: 1, per: 1m, burst: 1}
+`, proxy.Options{})
+	if resp, _ := h.do("POST", "/", "first"); resp.StatusCode != 200 {
+		t.Fatalf("first status = %d, want 200", resp.StatusCode)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, err := http.NewRequest("POST", h.url+"/", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1 << 20 // promised, never sent
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("no answer while the body is pending: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("status = %d, want 429 before the body is read", resp.StatusCode)
+	}
+}

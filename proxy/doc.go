@@ -11,8 +11,12 @@
 // takes it (404 if none; the path is matched with "." and ".." resolved).
 // The request then passes, outermost first:
 //
-//	the policy's limiter → the route's limiter → bulkhead → retry →
+//	the policy's limiter → the route's limiter → bulkhead →
+//	    (the request body is read) → retry →
 //	    for each upstream in order: its breaker → timeout → the upstream
+//
+// The body is read only once the limiters and the bulkhead have admitted the
+// request, so that a shed request costs no buffering.
 //
 // Later upstreams are fallbacks: an attempt that fails on one (or finds its
 // breaker open) goes on to the next. A request that may not be sent twice

@@ -94,31 +94,44 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 		rt.serveUpgrade(w, r)
 		return
 	}
-	body, err := readBody(r, rt.maxBody)
-	if err != nil {
-		rt.s.log.Debug("proxy: reading the request body", slog.String("route", rt.name), slog.Any("error", err))
-		http.Error(w, "sluice: cannot read the request body", http.StatusBadRequest)
-		return
-	}
 	ex := &exchange{
 		s:      rt.s,
 		rt:     rt,
 		w:      w,
 		rc:     http.NewResponseController(w),
 		r:      r,
-		body:   body,
 		header: outgoingHeader(r),
 	}
+	if rt.cache != nil && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		ex.cacheKey = r.Host + " " + r.URL.RequestURI() + " " + r.Header.Get("Accept-Encoding")
+	}
+	err := rt.admit.Do(r.Context(), ex.admitted)
+	if errors.Is(err, errReadBody) {
+		http.Error(w, "sluice: cannot read the request body", http.StatusBadRequest)
+		return
+	}
+	ex.finish(err)
+}
+
+// errReadBody is the error of a request whose body could not be read.
+var errReadBody = errors.New("proxy: reading the request body")
+
+// admitted runs once the limiters and the bulkhead have let the request in:
+// it reads the body (up to the route's limit), decides whether the request
+// may be repeated, and runs the retry policy over the upstreams.
+func (ex *exchange) admitted(ctx context.Context) error {
+	rt, r := ex.rt, ex.r
+	body, err := readBody(r, rt.maxBody)
+	if err != nil {
+		rt.s.log.Debug("proxy: reading the request body", slog.String("route", rt.name), slog.Any("error", err))
+		return errReadBody
+	}
+	ex.body = body
 	if body.kept && len(body.buf) > 0 {
 		ex.header.Del("Expect") // the body is here: no need to ask
 	}
 	ex.idempotent = rt.idempotent(r) && body.rewindable()
-	if rt.cache != nil && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
-		ex.cacheKey = r.Host + " " + r.URL.RequestURI() + " " + r.Header.Get("Accept-Encoding")
-	}
-	ctx := sluice.WithIdempotent(r.Context(), ex.idempotent)
-	err = rt.outer.Do(ctx, ex.attempt)
-	ex.finish(err)
+	return rt.retry.Do(sluice.WithIdempotent(ctx, ex.idempotent), ex.attempt)
 }
 
 // attempt is one attempt of the retry policy: the route's upstreams in
@@ -147,7 +160,7 @@ func (ex *exchange) attempt(ctx context.Context) error {
 // otherwise only when the failed upstream never received it (its breaker
 // was open, or the connection was refused).
 func (ex *exchange) mayFallOver(err error) bool {
-	if ex.committed || ex.body.consumed {
+	if ex.committed || ex.body == nil || ex.body.consumed {
 		return false
 	}
 	if ex.idempotent {

@@ -65,7 +65,7 @@ func (rt *route) queueable(err error) bool {
 // is at hand. The 202 is written only once the store has the message on
 // disk.
 func (ex *exchange) enqueue(err error) bool {
-	if !ex.rt.queue || !ex.body.kept || !ex.rt.queueable(err) {
+	if !ex.rt.queue || ex.body == nil || !ex.body.kept || !ex.rt.queueable(err) {
 		return false
 	}
 	m := dlq.Message{

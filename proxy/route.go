@@ -25,7 +25,8 @@ type route struct {
 	methods      map[string]bool // nil matches any method
 	retryMethods map[string]bool
 	upstreams    []*upstream
-	outer        *sluice.Pipeline // limiters, bulkhead, retry
+	admit        *sluice.Pipeline // limiters, bulkhead: before the body is read
+	retry        *sluice.Pipeline // the retry policy: after it
 	limiters     []*ratelimit.TokenBucket
 	hasRetry     bool
 	retryOn      func(error) bool // the route's retry decision, nil without retry
@@ -70,12 +71,16 @@ func newRoute(s *Server, cfg *config.Config, b config.BuiltRoute, c *cacheSlot) 
 	for _, m := range rc.RetryMethods {
 		rt.retryMethods[m] = true
 	}
-	outer := make([]sluice.Policy, 0, len(b.Limiters)+2)
+	// Admission (limiters, bulkhead) runs before the request body is read,
+	// so that shed requests cost no buffering; the retry runs after it,
+	// since whether a request may be repeated depends on its body.
+	admit := make([]sluice.Policy, 0, len(b.Limiters)+1)
 	for _, l := range b.Limiters {
-		outer = append(outer, l)
+		admit = append(admit, l)
 	}
-	outer = append(outer, b.Bulkhead, b.Retry)
-	rt.outer = sluice.NewPipeline(outer...)
+	admit = append(admit, b.Bulkhead)
+	rt.admit = sluice.NewPipeline(admit...)
+	rt.retry = sluice.NewPipeline(b.Retry)
 	rt.failStatus = map[int]bool{}
 	if b.Retry != nil {
 		rt.retryOn = b.Retry.Config().RetryOn
