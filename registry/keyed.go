@@ -249,9 +249,13 @@ func (r *Registry) KeyedBreakers(name string, tmpl breaker.Config, cfg KeyedConf
 	if tmpl.Clock == nil {
 		tmpl.Clock = r.clock
 	}
-	if _, err := breaker.New(withName(tmpl, name)); err != nil {
+	probe := tmpl
+	probe.Name = name
+	b, err := breaker.New(probe) // validates the template once, up front
+	if err != nil {
 		return nil, fmt.Errorf("registry: keyed breakers %q: %w", name, err)
 	}
+	b.Close()
 	k := newKeyed(name, cfg, r.clock, func(key string) (*breaker.Breaker, error) {
 		c := tmpl
 		c.Name = name + "/" + key
@@ -259,8 +263,6 @@ func (r *Registry) KeyedBreakers(name string, tmpl breaker.Config, cfg KeyedConf
 	}, func(b *breaker.Breaker) { b.Close() })
 	return k, registerKeyed(r, k)
 }
-
-func withName(c breaker.Config, name string) breaker.Config { c.Name = name; return c }
 
 // KeyedLimiters returns a family of token-bucket limiters, one per key (one
 // per tenant, say), each built from tmpl.
