@@ -245,7 +245,7 @@ func (a *aimd) Sample(now time.Time, rtt time.Duration, inflight int, dropped bo
 }
 
 // gradient is Netflix's Gradient2 over windows of samples, with two changes
-// for the drift its users reported (concurrency-limits issue #137, PR #134):
+// for the drift its users reported (Netflix concurrency-limits #137 and #134):
 // under sustained load the long-term RTT follows the loaded RTT up, so the
 // ratio stays within tolerance and the queue allowance grows the limit
 // without end. Here the allowance is added only when the gradient is 1

@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultJitterRatio is the spread of `jitter: proportional` when
-// jitter_ratio is left out: the original design's ±10 %.
+// jitter_ratio is left out: the SysManage resilience document's ±10 %.
 const DefaultJitterRatio = 0.1
 
 // DefaultOpenForMultiplier is how much a breaker's open period grows each

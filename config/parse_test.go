@@ -24,7 +24,7 @@ func mustParse(t *testing.T, l config.Loader, src string) *config.Config {
 	return cfg
 }
 
-// TestExample checks that examples/sluice.yaml, the example of DESIGN.md,
+// TestExample checks that examples/sluice.yaml, the example `sluice demo` runs,
 // parses to exactly the values it spells out.
 func TestExample(t *testing.T) {
 	t.Parallel()
