@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -265,5 +266,29 @@ routes:
 	}
 	if code := h.adminJSON("POST", "/dlq/replay?queue=nope", &out); code != http.StatusConflict {
 		t.Errorf("replay of an unknown queue = %d, want 409", code)
+	}
+}
+
+// A server that has never reloaded is in good order: a monitor that alerts
+// on last_reload_ok false must stay quiet from startup.
+func TestStatusBeforeAnyReload(t *testing.T) {
+	up := newUpstream(t, status(200, "ok"))
+	h := start(t, "routes:\n  - {name: r, upstreams: ["+up.URL+"]}\n", proxy.Options{})
+	resp, body := h.doURL(h.admin, "GET", "/config/status", "")
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(body), &raw); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /config/status = %d %q: %v", resp.StatusCode, body, err)
+	}
+	if raw["last_reload_ok"] != true || raw["reloads"] != 0.0 {
+		t.Errorf("fresh server: last_reload_ok = %v, reloads = %v; want true and 0\n%s", raw["last_reload_ok"], raw["reloads"], body)
+	}
+	if _, ok := raw["last_reload"]; ok {
+		t.Errorf("fresh server shows a last_reload: %s", body)
+	}
+	if err := h.srv.ReloadFile(); !errors.Is(err, proxy.ErrNoConfigFile) {
+		t.Fatalf("ReloadFile = %v", err)
+	}
+	if st := h.srv.Status(); st.LastReloadOK || st.Reloads != 1 {
+		t.Errorf("after a failed reload: %+v, want last_reload_ok false and 1 reload", st)
 	}
 }

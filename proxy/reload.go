@@ -19,9 +19,14 @@ type Status struct {
 	Version int `json:"version"`
 	// Applied is when the configuration in force was applied.
 	Applied time.Time `json:"applied"`
+	// Reloads counts the reloads attempted, applied or refused.
+	Reloads int `json:"reloads"`
 	// LastReload is when a reload was last attempted; zero if never.
 	LastReload time.Time `json:"last_reload,omitzero"`
-	// LastReloadOK reports whether that reload was applied.
+	// LastReloadOK reports whether the configuration asked for last is the
+	// one in force: true before any reload (the configuration the Server
+	// started with was applied) and after an applied reload, false after a
+	// refused one. A monitor can alert on false from startup.
 	LastReloadOK bool `json:"last_reload_ok"`
 	// LastErrors are the problems that made the last reload fail, one per
 	// line of config.Errors (file:line:column: field: message), or the
@@ -94,6 +99,7 @@ func (s *Server) ReloadFile() error {
 
 // recordLocked notes the outcome of a reload in the status and the log.
 func (s *Server) recordLocked(err error) {
+	s.status.Reloads++
 	s.status.LastReload = s.clock.Now()
 	s.status.LastReloadOK = err == nil
 	s.status.LastErrors = nil
@@ -202,6 +208,7 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 	s.status.Applied = s.clock.Now()
 	if old == nil {
 		s.first = cfg
+		s.status.LastReloadOK = true // the configuration asked for is in force
 	}
 	s.status.Warnings = restartWarnings(s.first, cfg, nil)
 	for _, w := range s.status.Warnings {
