@@ -413,6 +413,9 @@ func RetryConfig(rc Retry, name string, never func(error) bool) retry.Config {
 		Backoff:     backoff(rc),
 		RetryOn:     retryOn(rc.RetryOnStatus, never),
 	}
+	if rc.MaxDelay > 0 { // the cap on any delay, a server's Retry-After included
+		out.RetryAfterMax = max(rc.MaxDelay, cmpOr(rc.BaseDelay, retry.DefaultBackoff().Base()))
+	}
 	switch rc.Jitter {
 	case JitterNone:
 		out.Jitter = retry.NoJitter

@@ -288,3 +288,33 @@ func TestBuildForgetsRemovedRoutesAndRegistersTimeouts(t *testing.T) {
 		t.Errorf("registered agents timeout = %v, want the rebuilt 10s one", tm.Limit())
 	}
 }
+
+// max_delay caps a server's Retry-After for every backoff, constant
+// included: a constant 20 ms backoff with max_delay 2s waits a Retry-After
+// of 1 s as 1 s (plus its spread), not as 20 ms.
+func TestBuildConstantBackoffMaxDelayCapsRetryAfter(t *testing.T) {
+	reg := registry.New(registry.Config{})
+	cfg := mustParse(t, config.Loader{}, `
+policies:
+  p: {retry: {max_attempts: 3, backoff: constant, base_delay: 20ms, max_delay: 2s, jitter: none, budget: off}}
+routes:
+  - {name: a, upstreams: ["http://127.0.0.1:1"], policy: p}
+`)
+	b, err := cfg.Build(reg, config.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.Routes[0].Retry
+	if got := r.Config().RetryAfterMax; got != 2*time.Second {
+		t.Errorf("RetryAfterMax = %v, want max_delay 2s", got)
+	}
+	for _, tc := range []struct {
+		hint, lo, hi time.Duration
+	}{{time.Second, time.Second, 1100 * time.Millisecond}, {time.Minute, 2 * time.Second, 2200 * time.Millisecond}} {
+		c := r.Begin(time.Unix(0, 0), nil)
+		wait, final := c.Failed(t.Context(), time.Unix(0, 0), &sluice.StatusError{Code: 503, RetryAfterHint: tc.hint})
+		if final != nil || wait < tc.lo || wait > tc.hi {
+			t.Errorf("Retry-After %v: waited %v (final %v), want within [%v, %v]", tc.hint, wait, final, tc.lo, tc.hi)
+		}
+	}
+}

@@ -66,9 +66,12 @@ func Constant(d time.Duration) Backoff {
 }
 
 // Decorrelated is the "decorrelated jitter" schedule: each wait is drawn
-// uniformly between base and three times the previous wait, capped at cap.
-// It is random by construction, so Config.Jitter does not apply to it. base
-// must be positive (a zero base would stay zero forever).
+// uniformly between base and three times the previous wait, or cap if that
+// is less. The range is capped, not the draw: clamping the draw would put
+// two thirds of the waits that reach the cap exactly on it, and the callers
+// that failed together would retry together. It is random by construction,
+// so Config.Jitter does not apply to it. base must be positive (a zero base
+// would stay zero forever) and cap at least base.
 func Decorrelated(base, cap time.Duration) Backoff {
 	return Backoff{kind: KindDecorrelated, base: base, cap: cap}
 }
@@ -96,7 +99,8 @@ func (b Backoff) Multiplier() float64 { return b.orDefault().mult }
 func (b Backoff) Step() time.Duration { return b.orDefault().step }
 
 // Cap returns the longest wait the schedule produces: the policy's max delay,
-// which also caps a server's Retry-After.
+// which also caps a server's Retry-After unless the backoff is Constant (see
+// Config.RetryAfterMax).
 func (b Backoff) Cap() time.Duration { return b.orDefault().cap }
 
 // String describes the schedule, e.g. "exponential(1s ×2 cap 30s)".
@@ -169,19 +173,20 @@ func (b Backoff) Delay(n int, prev time.Duration, rnd *rand.Rand) time.Duration 
 		}
 		return min(b.base+time.Duration(n-1)*b.step, b.cap)
 	case KindDecorrelated:
-		if prev < b.base {
-			prev = b.base
-		}
-		hi := prev
-		if hi <= math.MaxInt64/3 {
-			hi *= 3
-		} else {
-			hi = math.MaxInt64
-		}
-		return min(b.base+uniform(rnd, hi-b.base), b.cap)
+		return b.base + uniform(rnd, b.decorrelatedTop(prev)-b.base)
 	default: // KindConstant
 		return b.base
 	}
+}
+
+// decorrelatedTop is the top of the range a decorrelated wait after prev is
+// drawn from: three times prev (at least base), at most the cap.
+func (b Backoff) decorrelatedTop(prev time.Duration) time.Duration {
+	prev = max(prev, b.base)
+	if prev > math.MaxInt64/3 {
+		return b.cap
+	}
+	return min(3*prev, b.cap)
 }
 
 // uniform returns a uniformly random duration in [0, d]. It scales one
@@ -249,6 +254,9 @@ var (
 
 // Proportional waits d × (1 ± r): a uniform draw from [d(1-r), d(1+r)], the
 // original design's "10 % jitter" with r = 0.1. r must be within [0, 1].
+// Under a policy's cap (Config.Delay) a range that would end past the cap is
+// scaled to end at it, so waits at the cap stay spread instead of piling up
+// on it.
 func Proportional(r float64) Jitter { return Jitter{kind: JitterProportional, ratio: r} }
 
 // Kind returns the jitter's kind (JitterDefault for the zero Jitter).
@@ -295,14 +303,35 @@ func (j Jitter) Apply(d time.Duration, rnd *rand.Rand) time.Duration {
 		half := d / 2
 		return half + uniform(rnd, d-half)
 	case JitterProportional:
-		f := float64(d) * (1 + j.ratio*(2*float01(rnd)-1))
-		if f >= math.MaxInt64 {
-			return math.MaxInt64
-		}
-		return time.Duration(max(f, 0))
+		return j.proportional(d, math.MaxInt64, rnd)
 	default: // JitterFull, JitterDefault
 		return uniform(rnd, d)
 	}
+}
+
+// applyUnder is Apply for a wait that must not exceed cap (d <= cap). Full,
+// equal and no jitter never exceed d; a proportional range that would reach
+// past cap is scaled to end at it (see Config.Delay).
+func (j Jitter) applyUnder(d, cap time.Duration, rnd *rand.Rand) time.Duration {
+	if j.kind == JitterProportional && d > 0 {
+		return j.proportional(d, cap, rnd)
+	}
+	return min(j.Apply(d, rnd), cap)
+}
+
+// proportional draws from [d(1-r), d(1+r)], scaled by cap/(d(1+r)) when that
+// range would end past cap. Scaling (rather than shifting the range down)
+// keeps the wait non-decreasing in d for a given draw, so a growing schedule
+// stays ordered draw by draw.
+func (j Jitter) proportional(d, cap time.Duration, rnd *rand.Rand) time.Duration {
+	f := float64(d) * (1 + j.ratio*(2*float01(rnd)-1))
+	if hi := float64(d) * (1 + j.ratio); hi > float64(cap) {
+		f *= float64(cap) / hi
+	}
+	if f >= float64(cap) {
+		return cap
+	}
+	return time.Duration(max(f, 0))
 }
 
 // AdaptiveFactor is the original design's adaptive rule: the factor by which
@@ -347,8 +376,8 @@ func ParseRetryAfter(value string, now time.Time) (wait time.Duration, ok bool) 
 	return max(t.Sub(now), 0), true
 }
 
-// retryAfterWait turns a server's Retry-After into the wait: capped by the
-// policy's max delay, then up to 10 % more, so that a crowd told to come back
+// retryAfterWait turns a server's Retry-After into the wait: capped by
+// Config.RetryAfterMax, then up to 10 % more, so that a crowd told to come back
 // at the same second does not arrive in the same millisecond.
 func retryAfterWait(ra, cap time.Duration, rnd *rand.Rand) time.Duration {
 	d := min(ra, cap)

@@ -51,18 +51,18 @@ func TestDecorrelatedStaysInRange(t *testing.T) {
 	b := Decorrelated(100*time.Millisecond, 5*time.Second)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	prev := time.Duration(0)
-	reachedCap := false
+	nearCap := false
 	for n := 1; n <= 200; n++ {
 		d := b.Delay(n, prev, rnd)
 		hi := min(3*max(prev, b.Base()), b.Cap())
 		if d < b.Base() || d > hi {
 			t.Fatalf("step %d: delay %v outside [%v, %v]", n, d, b.Base(), hi)
 		}
-		reachedCap = reachedCap || d == b.Cap()
+		nearCap = nearCap || d >= b.Cap()*9/10
 		prev = d
 	}
-	if !reachedCap {
-		t.Error("200 decorrelated draws never reached the cap")
+	if !nearCap {
+		t.Error("200 decorrelated draws never came within 10 % of the cap")
 	}
 }
 
@@ -276,5 +276,80 @@ func TestBackoffString(t *testing.T) {
 		if got := b.String(); !strings.EqualFold(got, want) {
 			t.Errorf("String() = %q, want %q", got, want)
 		}
+	}
+}
+
+// modeShare returns the largest fraction of waits that share one value.
+func modeShare(waits []time.Duration) float64 {
+	counts := make(map[time.Duration]int, len(waits))
+	most := 0
+	for _, w := range waits {
+		counts[w]++
+		most = max(most, counts[w])
+	}
+	return float64(most) / float64(len(waits))
+}
+
+// Jitter keeps spreading waits that reached the cap: whatever the schedule
+// (a Constant backoff, whose every wait is its cap, or any other one after
+// enough retries) and whatever jitter other than none, no single value holds
+// more than 2 % of the waits, so callers that failed together do not all
+// retry at the same instant.
+func TestPropertyJitterSpreadsAtTheCap(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		base := time.Duration(rapid.Int64Range(int64(time.Millisecond), int64(time.Minute)).Draw(t, "base"))
+		capd := base * time.Duration(rapid.Int64Range(2, 100).Draw(t, "capOverBase"))
+		var b Backoff
+		switch rapid.IntRange(0, 3).Draw(t, "kind") {
+		case 0:
+			b = Constant(base)
+		case 1:
+			b = Exponential(base, rapid.Float64Range(1.1, 4).Draw(t, "mult"), capd)
+		case 2:
+			b = Linear(base, base, capd)
+		case 3:
+			b = Decorrelated(base, capd)
+		}
+		var j Jitter
+		switch rapid.IntRange(0, 2).Draw(t, "jitter") {
+		case 0:
+			j = Proportional(rapid.Float64Range(0.05, 1).Draw(t, "ratio"))
+		case 1:
+			j = FullJitter
+		case 2:
+			j = EqualJitter
+		}
+		cfg := Config{Backoff: b, Jitter: j}
+		factor := rapid.SampledFrom([]float64{1, 0.7, 1.5, 2}).Draw(t, "factor")
+		rnd := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 7))
+		waits := make([]time.Duration, 1000)
+		for i := range waits {
+			// Retry 200 is at the cap of every schedule drawn here; for
+			// Decorrelated the previous raw delay is the cap too.
+			waits[i], _ = cfg.Delay(200, b.Cap(), factor, rnd)
+		}
+		if share := modeShare(waits); share > 0.02 {
+			t.Fatalf("%v %v factor %v: one value holds %.1f%% of the waits at the cap", b, j, factor, 100*share)
+		}
+	})
+}
+
+// A proportional jitter whose range would reach past the cap is scaled to
+// end at the cap: a wait at the cap with ±10 % is drawn from
+// [cap×0.9/1.1, cap], spread over the whole of it.
+func TestProportionalJitterScaledUnderCap(t *testing.T) {
+	cfg := Config{Backoff: Constant(time.Second), Jitter: Proportional(0.1)}
+	lo := time.Second * 9 / 11
+	rnd := rand.New(rand.NewPCG(8, 9))
+	var minSeen, maxSeen time.Duration = math.MaxInt64, 0
+	for range 5000 {
+		w, _ := cfg.Delay(1, 0, 1, rnd)
+		if w < lo-1 || w > time.Second {
+			t.Fatalf("wait %v outside [%v, 1s]", w, lo)
+		}
+		minSeen, maxSeen = min(minSeen, w), max(maxSeen, w)
+	}
+	if minSeen > lo+5*time.Millisecond || maxSeen < time.Second-5*time.Millisecond {
+		t.Errorf("waits span only [%v, %v], want about [%v, 1s]", minSeen, maxSeen, lo)
 	}
 }

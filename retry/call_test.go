@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -278,4 +279,45 @@ func compareCallWithExecute(t *testing.T, cfg Config, ctx context.Context, calls
 		return fmt.Sprintf("stats differ:\nExecute %+v\nCall    %+v", se, sc)
 	}
 	return ""
+}
+
+// A server's Retry-After is capped by the policy's max delay, never by a
+// Constant backoff's one delay: with Constant(20ms) a Retry-After of 1 s is
+// waited (plus up to 10 %), and RetryAfterMax, when set, is the cap.
+func TestRetryAfterCappedByMaxDelayNotBase(t *testing.T) {
+	busy := &sluice.StatusError{Code: 503, RetryAfterHint: time.Second}
+	long := &sluice.StatusError{Code: 503, RetryAfterHint: time.Hour}
+	cases := []struct {
+		name   string
+		cfg    Config
+		err    error
+		lo, hi time.Duration
+	}{
+		{"constant, default max", Config{Backoff: Constant(20 * time.Millisecond)}, busy, time.Second, 1100 * time.Millisecond},
+		{"constant, max 2s", Config{Backoff: Constant(20 * time.Millisecond), RetryAfterMax: 2 * time.Second}, busy, time.Second, 1100 * time.Millisecond},
+		{"constant, capped at max 2s", Config{Backoff: Constant(20 * time.Millisecond), RetryAfterMax: 2 * time.Second}, long, 2 * time.Second, 2200 * time.Millisecond},
+		{"constant, capped at the default max", Config{Backoff: Constant(20 * time.Millisecond)}, long, DefaultRetryAfterMax, DefaultRetryAfterMax * 11 / 10},
+		{"exponential, capped at its cap", Config{Backoff: Exponential(time.Millisecond, 2, 500*time.Millisecond)}, busy, 500 * time.Millisecond, 550 * time.Millisecond},
+		{"exponential, max below its cap", Config{Backoff: Exponential(time.Millisecond, 2, 5*time.Second), RetryAfterMax: 300 * time.Millisecond}, busy, 300 * time.Millisecond, 330 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Budget = NoBudget{}
+			r := mustNew(t, tc.cfg)
+			c := r.Begin(t0, rand.New(rand.NewPCG(1, 2)))
+			wait, final := c.Failed(context.Background(), t0, tc.err)
+			if final != nil {
+				t.Fatalf("Failed ended the call: %v", final)
+			}
+			if wait < tc.lo || wait > tc.hi {
+				t.Errorf("waited %v for the server's Retry-After, want within [%v, %v]", wait, tc.lo, tc.hi)
+			}
+		})
+	}
+}
+
+func TestRetryAfterMaxMustNotBeNegative(t *testing.T) {
+	if _, err := New(Config{RetryAfterMax: -time.Second}); err == nil || !strings.Contains(err.Error(), "RetryAfterMax") {
+		t.Errorf("New with a negative RetryAfterMax: %v, want an error naming the field", err)
+	}
 }

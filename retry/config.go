@@ -15,6 +15,10 @@ const (
 	DefaultName        = "retry"
 	DefaultMaxAttempts = 3
 	DefaultSampleEvery = 16
+
+	// DefaultRetryAfterMax caps a server's Retry-After under a Constant
+	// backoff when Config.RetryAfterMax is zero: the cap of DefaultBackoff.
+	DefaultRetryAfterMax = 60 * time.Second
 )
 
 // Config configures a Retry. The zero Config is valid: 3 attempts, the
@@ -35,8 +39,16 @@ type Config struct {
 	MaxElapsed time.Duration
 
 	// Backoff is the schedule of waits. If zero, DefaultBackoff(). Its Cap
-	// is the policy's max delay, which also caps a server's Retry-After.
+	// is the policy's max delay, the longest wait it computes.
 	Backoff Backoff
+
+	// RetryAfterMax is the longest a server's Retry-After is waited (plus up
+	// to 10 %, so a crowd told the same second does not return in the same
+	// millisecond). If zero, the backoff's Cap; for a Constant backoff,
+	// whose Cap is its one delay, DefaultRetryAfterMax — a constant 20 ms
+	// between attempts says nothing about how long a server may ask to be
+	// left alone. Negative is an error.
+	RetryAfterMax time.Duration
 
 	// Jitter randomises each wait. If zero, FullJitter. It does not apply to
 	// a Decorrelated backoff, which is random already.
@@ -198,6 +210,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// retryAfterMax is the cap on a server's Retry-After; see RetryAfterMax.
+func (c Config) retryAfterMax() time.Duration {
+	switch {
+	case c.RetryAfterMax > 0:
+		return c.RetryAfterMax
+	case c.Backoff.Kind() == KindConstant:
+		return DefaultRetryAfterMax
+	}
+	return c.Backoff.Cap()
+}
+
 // Validate reports the first field of c that New would reject, naming the
 // field and the rule.
 func (c Config) Validate() error {
@@ -206,6 +229,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxElapsed < 0 {
 		return fmt.Errorf("retry: Config.MaxElapsed must be >= 0, got %v", c.MaxElapsed)
+	}
+	if c.RetryAfterMax < 0 {
+		return fmt.Errorf("retry: Config.RetryAfterMax must be >= 0 (0 means the backoff's cap), got %v", c.RetryAfterMax)
 	}
 	if c.AttemptTimeout < 0 {
 		return fmt.Errorf("retry: Config.AttemptTimeout must be >= 0, got %v", c.AttemptTimeout)
@@ -231,30 +257,44 @@ func (c Config) Validate() error {
 
 // Delay returns the wait before retry n of a call under c (n = 1 after the
 // first attempt): the backoff's delay scaled by factor (1 unless adaptive;
-// see AdaptiveFactor), capped at the backoff's Cap, then jittered and kept
-// within [0, Cap]. prev is the raw delay returned by the previous call for the
-// same logical call (0 at first); raw is the one to pass next time. A factor
-// of zero or less means 1. rnd as
-// for Backoff.Delay. This is the executor's own computation, exposed so a
-// simulator can replay it.
+// see AdaptiveFactor), capped at the backoff's Cap, then jittered within
+// [0, Cap]. A proportional jitter whose range d(1±r) would reach past the
+// cap is scaled to end at it, [d(1-r), d(1+r)] × Cap/(d(1+r)): at the cap
+// (every wait of a Constant backoff, the late waits of the others) the
+// draws are spread over [Cap(1-r)/(1+r), Cap] instead of half of them being
+// clamped onto Cap. prev is the raw delay returned by the previous call for
+// the same logical call (0 at first); raw is the one to pass next time. A
+// factor of zero or less means 1. rnd as for Backoff.Delay. This is the
+// executor's own computation, exposed so a simulator can replay it.
 func (c Config) Delay(n int, prev time.Duration, factor float64, rnd *rand.Rand) (wait, raw time.Duration) {
 	b := c.Backoff.orDefault()
 	raw = b.Delay(n, prev, rnd)
-	d := raw
-	if factor != 1 && factor > 0 {
-		f := float64(d) * factor
-		if f < float64(b.cap) {
-			d = time.Duration(f)
-		} else {
-			d = b.cap
-		}
+	if !(factor > 0) {
+		factor = 1
 	}
-	if b.kind != KindDecorrelated {
-		j := c.Jitter
-		if j.kind == JitterDefault {
-			j = FullJitter
+	if b.kind == KindDecorrelated {
+		// Random already: scale the range the draw came from, so that a
+		// factor above 1 at the cap spreads the waits below it.
+		if top := float64(b.decorrelatedTop(prev)) * factor; top > float64(b.cap) {
+			factor *= float64(b.cap) / top
 		}
-		d = j.Apply(d, rnd)
+		return scaleWithin(raw, factor, b.cap), raw
 	}
+	j := c.Jitter
+	if j.kind == JitterDefault {
+		j = FullJitter
+	}
+	d := j.applyUnder(scaleWithin(raw, factor, b.cap), b.cap, rnd)
 	return min(max(d, 0), b.cap), raw
+}
+
+// scaleWithin returns d × factor, at most cap.
+func scaleWithin(d time.Duration, factor float64, cap time.Duration) time.Duration {
+	if factor == 1 {
+		return d
+	}
+	if f := float64(d) * factor; f < float64(cap) {
+		return time.Duration(f)
+	}
+	return cap
 }

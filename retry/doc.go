@@ -17,8 +17,9 @@
 // scaled by the adaptive factor when Config.Adaptive is set, then randomised
 // by the Jitter (full, equal, ±proportional or none). A server's Retry-After
 // (any error in the chain implementing sluice.RetryAfterer, such as
-// *sluice.StatusError) replaces it, capped by the same Cap and spread by up to
-// 10 %. Config.Delay, Backoff.Delay and Jitter.Apply compute waits as pure
+// *sluice.StatusError) replaces it, capped by Config.RetryAfterMax (by
+// default the backoff's Cap; 60 s for a Constant backoff, whose Cap is its
+// one delay) and spread by up to 10 %. Config.Delay, Backoff.Delay and Jitter.Apply compute waits as pure
 // functions of an explicit random source, for tests and simulators.
 //
 // # Explicit time

@@ -40,8 +40,8 @@ type Retry struct {
 
 // settings is one immutable configuration of a Retry, swapped whole by Update.
 type settings struct {
-	cfg          Config // defaults applied
-	cap          time.Duration
+	cfg          Config        // defaults applied
+	raMax        time.Duration // the cap on a server's Retry-After
 	classifier   *sluice.Classifier
 	budget       Budget
 	ratio        *RatioBudget // budget, when it reads the Retry's own first-attempt count
@@ -84,7 +84,7 @@ func (r *Retry) settingsFor(cfg Config) (*settings, error) {
 	cfg = cfg.withDefaults()
 	s := &settings{
 		cfg:         cfg,
-		cap:         cfg.Backoff.Cap(),
+		raMax:       cfg.retryAfterMax(),
 		classifier:  cfg.Classifier,
 		budget:      cfg.Budget,
 		sampleEvery: uint32(min(cfg.SampleEvery, 1<<30)),
@@ -295,7 +295,7 @@ func (c *Call) Failed(ctx context.Context, now time.Time, err error) (wait time.
 	}
 	wait, c.prevRaw = s.cfg.Delay(c.attempt, c.prevRaw, factor, c.rnd)
 	if ra, ok := sluice.RetryAfter(err); ok && ra > 0 {
-		wait = retryAfterWait(ra, s.cap, c.rnd)
+		wait = retryAfterWait(ra, s.raMax, c.rnd)
 	}
 	if s.cfg.MaxElapsed > 0 && now.Add(wait).Sub(c.start) > s.cfg.MaxElapsed {
 		c.r.stats.exhausted.Add(1)
