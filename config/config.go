@@ -26,6 +26,8 @@ type Config struct {
 	Storage Storage `yaml:"storage"`
 	// Log configures the process log.
 	Log Log `yaml:"log"`
+	// Server bounds the client connections of the proxy and admin servers.
+	Server Server `yaml:"server"`
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM
 	// before they are cut off. Zero cuts them off at once.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -48,6 +50,31 @@ type Admin struct {
 	// is open, which is allowed only on a loopback address. It is a secret:
 	// Redacted replaces it.
 	Token string `yaml:"token,omitempty"`
+}
+
+// Server bounds what one client connection may hold of the proxy and the
+// admin server, so that idle or slow clients cannot pile up. Parse fills in
+// the defaults of defaults.go for keys a file leaves out.
+type Server struct {
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// header.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request before it is closed.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// WriteTimeout bounds writing one proxied answer, from its header on,
+	// to a client. A route's own timeout is used instead when it is longer,
+	// so that no answer is cut shorter than its route allows. Zero means
+	// the route's timeout alone (no bound for a route without one). The
+	// admin server's answers are bounded by DefaultAdminWriteTimeout.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MaxHeaderBytes is the largest request line and header a client may
+	// send; a bigger one gets 431.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxConnections caps the proxy's open client connections; a
+	// connection over the cap waits to be accepted until another closes.
+	// Zero means no cap.
+	MaxConnections int `yaml:"max_connections,omitempty"`
 }
 
 // Storage configures durable state.
@@ -236,6 +263,20 @@ type Route struct {
 	// RetryMethods are methods, beyond the idempotent ones, that this route
 	// declares safe to retry (for example POST to an idempotent API).
 	RetryMethods []string `yaml:"retry_methods,omitempty"`
+	// BodyTimeout bounds reading a request's body once the route has
+	// admitted it; a client that takes longer gets 408 and its bulkhead
+	// permit goes back. Zero means the route's timeout (the route's, else
+	// the policy's), or DefaultBodyTimeout for a route without one.
+	BodyTimeout time.Duration `yaml:"body_timeout,omitempty"`
+	// TrustClientHeaders passes the client's Sluice-* request headers (such
+	// as Sluice-Queued, which marks a replay) to the upstreams. If false,
+	// they are removed, so that a client cannot pass as a replay: set it
+	// only where the clients are sluice layers themselves.
+	TrustClientHeaders bool `yaml:"trust_client_headers,omitempty"`
+	// QueueMethods lists the methods whose requests on_exhausted: queue
+	// stores. If empty, every method but the safe ones (GET, HEAD, OPTIONS,
+	// TRACE), whose replayed answer nobody would read.
+	QueueMethods []string `yaml:"queue_methods,omitempty"`
 }
 
 // UpstreamURLs returns Upstreams parsed. Parse has validated them, so the

@@ -18,16 +18,49 @@ const (
 	DefaultOnExhausted   = OnExhaustedFail
 	DefaultMaxRetryBody  = 1 * MiB
 	DefaultRateLimitPer  = time.Second
+
+	// DefaultReadHeaderTimeout, DefaultIdleTimeout and
+	// DefaultMaxHeaderBytes are the server section's defaults.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeaderBytes    = 64 * KiB
+	// MaxMaxHeaderBytes is the largest server.max_header_bytes accepted.
+	MaxMaxHeaderBytes = 1 * MiB
+	// DefaultAdminWriteTimeout bounds each answer of the admin server.
+	DefaultAdminWriteTimeout = time.Minute
+	// DefaultBodyTimeout bounds reading a request body on a route that
+	// has neither a timeout nor a body_timeout.
+	DefaultBodyTimeout = 60 * time.Second
+
+	// DLQRecordBytes is the largest dead-letter record the proxy opens its
+	// bolt store for (the store's MaxMessageBytes): a queued request's body
+	// and QueuedRequestOverhead. Parse refuses a queueing route whose
+	// max_retry_body would not fit.
+	DLQRecordBytes = 64 * MiB
 )
+
+// QueuedRequestOverhead is the room a queued request's dead-letter record
+// needs besides its body, for a server reading at most maxHeaderBytes of
+// request line and header: the header as stored (at most twice what was
+// read, net/http's 4 KiB of slack over the limit included) and 8 KiB for the
+// method, host, client address, queue name, error text and framing.
+func QueuedRequestOverhead(maxHeaderBytes Size) Size {
+	return 2*(maxHeaderBytes+4*KiB) + 8*KiB
+}
 
 // defaultConfig is the Config a file starts from; the decoder overwrites
 // what the file sets. Every default lives here or in its siblings below.
 func defaultConfig() Config {
 	return Config{
-		Listen:        DefaultListen,
-		Admin:         Admin{Listen: DefaultAdminListen},
-		Storage:       Storage{DLQ: DefaultDLQ},
-		Log:           Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Listen:  DefaultListen,
+		Admin:   Admin{Listen: DefaultAdminListen},
+		Storage: Storage{DLQ: DefaultDLQ},
+		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Server: Server{
+			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			IdleTimeout:       DefaultIdleTimeout,
+			MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		},
 		ShutdownGrace: DefaultShutdownGrace,
 	}
 }

@@ -38,6 +38,7 @@ func TestExample(t *testing.T) {
 		Admin:         config.Admin{Listen: "127.0.0.1:9901"},
 		Storage:       config.Storage{DLQ: "bolt://./sluice-data/dlq.db"},
 		Log:           config.Log{Level: "info", Format: "text"},
+		Server:        config.Server{ReadHeaderTimeout: config.DefaultReadHeaderTimeout, IdleTimeout: config.DefaultIdleTimeout, MaxHeaderBytes: config.DefaultMaxHeaderBytes},
 		ShutdownGrace: config.DefaultShutdownGrace,
 		Policies: map[string]config.Policy{
 			"network": {
@@ -102,6 +103,7 @@ func TestDefaults(t *testing.T) {
 		Admin:         config.Admin{Listen: config.DefaultAdminListen},
 		Storage:       config.Storage{DLQ: config.DefaultDLQ},
 		Log:           config.Log{Level: config.DefaultLogLevel, Format: config.DefaultLogFormat},
+		Server:        config.Server{ReadHeaderTimeout: config.DefaultReadHeaderTimeout, IdleTimeout: config.DefaultIdleTimeout, MaxHeaderBytes: config.DefaultMaxHeaderBytes},
 		ShutdownGrace: config.DefaultShutdownGrace,
 		Routes: []config.Route{{
 			Name:         "a",

@@ -80,6 +80,7 @@ func (c *Config) eachString(fn func(path string, s *string)) {
 		list(p+".upstreams", r.Upstreams)
 		fn(p+".policy", &r.Policy)
 		list(p+".retry_methods", r.RetryMethods)
+		list(p+".queue_methods", r.QueueMethods)
 	}
 }
 
@@ -99,6 +100,7 @@ func (c *Config) clone() *Config {
 		rt.Match.Methods = slices.Clone(rt.Match.Methods)
 		rt.Upstreams = slices.Clone(rt.Upstreams)
 		rt.RetryMethods = slices.Clone(rt.RetryMethods)
+		rt.QueueMethods = slices.Clone(rt.QueueMethods)
 		rt.RateLimit = clonePtr(rt.RateLimit)
 		rt.Fallback = clonePtr(rt.Fallback)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -12,7 +13,7 @@ import (
 // holds the checks that span sections.
 
 func (d *decoder) config(n *yaml.Node, c *Config) {
-	var adminSeen map[string]*yaml.Node
+	var adminSeen, serverSeen map[string]*yaml.Node
 	var routes []routeNodes
 	seen := map[string]*yaml.Node{}
 	if n != nil && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
@@ -37,6 +38,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 					"format": func(v *yaml.Node, p string) { c.Log.Format = d.enum(v, p, "log format", "text", "json") },
 				})
 			},
+			"server":         func(v *yaml.Node, p string) { serverSeen = d.server(v, p, &c.Server) },
 			"shutdown_grace": func(v *yaml.Node, p string) { c.ShutdownGrace = d.duration(v, p, false) },
 			"policies":       func(v *yaml.Node, p string) { c.Policies = d.policies(v, p) },
 			"routes":         func(v *yaml.Node, p string) { c.Routes, routes = d.routes(v, p) },
@@ -52,6 +54,24 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		d.errorf(seen["routes"], "routes", "at least one route is required")
 	}
 	d.checkRoutes(c, routes)
+	d.checkQueuedBodies(c, routes, serverSeen["max_header_bytes"])
+}
+
+// server decodes the server section: connection timeouts, the header size
+// limit and the connection cap.
+func (d *decoder) server(n *yaml.Node, path string, s *Server) map[string]*yaml.Node {
+	return d.mapping(n, path, fields{
+		"read_header_timeout": func(v *yaml.Node, p string) { s.ReadHeaderTimeout = d.duration(v, p, true) },
+		"idle_timeout":        func(v *yaml.Node, p string) { s.IdleTimeout = d.duration(v, p, true) },
+		"write_timeout":       func(v *yaml.Node, p string) { s.WriteTimeout = d.duration(v, p, false) },
+		"max_header_bytes": func(v *yaml.Node, p string) {
+			s.MaxHeaderBytes = d.size(v, p)
+			if s.MaxHeaderBytes != 0 && (s.MaxHeaderBytes < KiB || s.MaxHeaderBytes > MaxMaxHeaderBytes) {
+				d.errorf(v, p, "must be between %v and %v, got %v", KiB, MaxMaxHeaderBytes, s.MaxHeaderBytes)
+			}
+		},
+		"max_connections": func(v *yaml.Node, p string) { s.MaxConnections = d.integer(v, p, 0) },
+	})
 }
 
 func (d *decoder) address(n *yaml.Node, path string) string {
@@ -252,6 +272,8 @@ func (d *decoder) rateLimit(n *yaml.Node, path string) *RateLimit {
 type routeNodes struct {
 	route        *yaml.Node
 	name, policy *yaml.Node
+	maxBody      *yaml.Node // max_retry_body, nil if not written
+	onExhausted  *yaml.Node
 }
 
 func (d *decoder) routes(n *yaml.Node, path string) ([]Route, []routeNodes) {
@@ -260,7 +282,7 @@ func (d *decoder) routes(n *yaml.Node, path string) ([]Route, []routeNodes) {
 	d.sequence(n, path, func(_ int, v *yaml.Node, p string) {
 		r, seen := d.route(v, p)
 		routes = append(routes, r)
-		nodes = append(nodes, routeNodes{v, seen["name"], seen["policy"]})
+		nodes = append(nodes, routeNodes{v, seen["name"], seen["policy"], seen["max_retry_body"], seen["on_exhausted"]})
 	})
 	return routes, nodes
 }
@@ -323,8 +345,11 @@ func (d *decoder) route(n *yaml.Node, path string) (Route, map[string]*yaml.Node
 		"on_exhausted": func(v *yaml.Node, p string) {
 			r.OnExhausted = OnExhausted(d.enum(v, p, "on_exhausted", string(OnExhaustedQueue), string(OnExhaustedFail)))
 		},
-		"max_retry_body": func(v *yaml.Node, p string) { r.MaxRetryBody = d.size(v, p) },
-		"retry_methods":  func(v *yaml.Node, p string) { r.RetryMethods = d.methods(v, p) },
+		"max_retry_body":       func(v *yaml.Node, p string) { r.MaxRetryBody = d.size(v, p) },
+		"retry_methods":        func(v *yaml.Node, p string) { r.RetryMethods = d.methods(v, p) },
+		"body_timeout":         func(v *yaml.Node, p string) { r.BodyTimeout = d.duration(v, p, true) },
+		"trust_client_headers": func(v *yaml.Node, p string) { r.TrustClientHeaders = d.boolean(v, p) },
+		"queue_methods":        func(v *yaml.Node, p string) { r.QueueMethods = d.methods(v, p) },
 	})
 	if seen != nil {
 		if seen["name"] == nil {
@@ -332,6 +357,9 @@ func (d *decoder) route(n *yaml.Node, path string) (Route, map[string]*yaml.Node
 		}
 		if seen["upstreams"] == nil {
 			d.errorf(n, join(path, "upstreams"), "required: at least one upstream URL")
+		}
+		if v := seen["queue_methods"]; v != nil && r.OnExhausted != OnExhaustedQueue {
+			d.errorf(v, join(path, "queue_methods"), "applies only to on_exhausted: queue (on_exhausted is %s)", r.OnExhausted)
 		}
 	}
 	return r, seen
@@ -388,4 +416,24 @@ func policyList(name string, ps map[string]Policy) string {
 		return "did you mean " + best + "?"
 	}
 	return "defined: " + strings.Join(names, ", ")
+}
+
+// checkQueuedBodies refuses a queueing route whose max_retry_body, with the
+// room a request's header takes (QueuedRequestOverhead of
+// server.max_header_bytes), would not fit a dead-letter record
+// (DLQRecordBytes): such a body would be kept for retries but could not be
+// queued, and the client would get 503 instead of 202.
+func (d *decoder) checkQueuedBodies(c *Config, nodes []routeNodes, headerNode *yaml.Node) {
+	overhead := QueuedRequestOverhead(c.Server.MaxHeaderBytes)
+	for i, r := range c.Routes {
+		if r.OnExhausted != OnExhaustedQueue || r.MaxRetryBody+overhead <= DLQRecordBytes {
+			continue
+		}
+		at, field := nodes[i].maxBody, join(index("routes", i), "max_retry_body")
+		if at == nil {
+			at = cmp.Or(headerNode, nodes[i].onExhausted, nodes[i].route)
+		}
+		d.errorf(at, field, "%v is more than a queued request can hold: a dead-letter record holds %v, of which %v is kept for the request's header (server.max_header_bytes %v); lower max_retry_body to at most %v",
+			r.MaxRetryBody, DLQRecordBytes, overhead, c.Server.MaxHeaderBytes, DLQRecordBytes-overhead)
+	}
 }
