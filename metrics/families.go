@@ -74,6 +74,11 @@ const (
 	dlqBytes
 	dlqOldestAge
 	dlqStatsErrors
+	dlqReplayed
+	dlqReplayFailures
+	dlqReplayParked
+	dlqReplayReleased
+	dlqReplaysInFlight
 
 	hScore
 	hStatus
@@ -152,6 +157,12 @@ var families = [numFamilies]Family{
 	dlqBytes:       {"sluice_dlq_bytes", gauge, "Stored size of the dead-letter queue's messages.", lQueue},
 	dlqOldestAge:   {"sluice_dlq_oldest_age_seconds", gauge, "Age of the oldest message in the dead-letter queue.", lQueue},
 	dlqStatsErrors: {"sluice_dlq_stats_errors_total", counter, "Scrapes at which a dead-letter store's Stats failed.", nil},
+
+	dlqReplayed:        {"sluice_dlq_replayed_total", counter, "Dead-letter messages replayed successfully (and deleted) by the queue's replayer.", lQueue},
+	dlqReplayFailures:  {"sluice_dlq_replay_failures_total", counter, "Failed replays of the queue's messages, including those that parked them.", lQueue},
+	dlqReplayParked:    {"sluice_dlq_replay_parked_total", counter, "Messages the queue's replayer parked after their last failed replay.", lQueue},
+	dlqReplayReleased:  {"sluice_dlq_replay_released_total", counter, "Replays that did not count (the replayer stopping, the upstream refusing), the message kept as it was.", lQueue},
+	dlqReplaysInFlight: {"sluice_dlq_replays_in_flight", gauge, "Replays of the queue's messages running now.", lQueue},
 
 	hScore:     {"sluice_health_score", gauge, "Overall resilience health score, 0 to 1.", nil},
 	hStatus:    {"sluice_health_status", gauge, "Overall health status: 1 for the current status, 0 for the others.", []string{"status"}},

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/dlq"
 	"github.com/sluice-go/sluice/fallback"
 	"github.com/sluice-go/sluice/health"
 	"github.com/sluice-go/sluice/registry"
@@ -47,9 +50,25 @@ type Config struct {
 	// Registry's clock, or the system clock.
 	Clock sluice.Clock
 
+	// Replays, if set, is called at every scrape for the counters of the
+	// dead-letter replayers (what the admin API's /dlq/stats shows),
+	// exported as sluice_dlq_replay*. Every queue it names is exported
+	// with sluice_dlq_depth 0 while its store holds nothing for it. If nil,
+	// no replay metrics.
+	Replays func() []ReplayStats
+
 	// Logger receives the errors met while scraping (a store that failed, a
 	// name that is not a valid label value). If nil, nothing is logged.
 	Logger *slog.Logger
+}
+
+// ReplayStats are the counters of one dead-letter queue's replayer, for
+// Config.Replays.
+type ReplayStats struct {
+	// Queue is the queue the replayer drives.
+	Queue string
+	// Stats are the replayer's counters since it started.
+	Stats dlq.ReplayerStats
 }
 
 // Collector is a prometheus.Collector that reads sluice's statistics at
@@ -59,12 +78,16 @@ type Collector struct {
 	reg     *registry.Registry
 	mon     *health.Monitor
 	dlqs    []health.DLQSource
+	replays func() []ReplayStats
 	timeout time.Duration
 	clock   sluice.Clock
 	log     *slog.Logger
 
 	descs     [numFamilies]*prometheus.Desc
 	dlqErrors atomic.Int64
+
+	mu     sync.Mutex      // guards queues
+	queues map[string]bool // every dead-letter queue exported so far
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -83,9 +106,11 @@ func New(cfg Config) (*Collector, error) {
 		reg:     cfg.Registry,
 		mon:     cfg.Health,
 		dlqs:    append([]health.DLQSource(nil), cfg.DLQ...),
+		replays: cfg.Replays,
 		timeout: cfg.ScrapeTimeout,
 		clock:   cfg.Clock,
 		log:     cfg.Logger,
+		queues:  map[string]bool{},
 	}
 	if c.clock == nil && c.reg != nil {
 		c.clock = c.reg.Clock()
@@ -293,7 +318,10 @@ func (c *Collector) collectHealth(e *emitter, r health.Report) {
 }
 
 // collectDLQ exports the Collector's own stores or, without any, the
-// queues of the health report.
+// queues of the health report, then the replayers' counters. A queue
+// seen at an earlier scrape, or driven by a replayer, that the stores no
+// longer list (it drained) is exported with zeros: a series that vanishes
+// reads "no data" in a graph and silences an alert instead of reading 0.
 func (c *Collector) collectDLQ(ctx context.Context, e *emitter, rep *health.Report) {
 	seen := map[string]bool{}
 	queue := func(q string, ready, parked, bytes int64, age float64) {
@@ -306,6 +334,40 @@ func (c *Collector) collectDLQ(ctx context.Context, e *emitter, rep *health.Repo
 		e.gauge(dlqBytes, float64(bytes), q)
 		e.gauge(dlqOldestAge, age, q)
 	}
+	c.storeQueues(ctx, rep, queue)
+	var replays []ReplayStats
+	if c.replays != nil {
+		replays = c.replays()
+	}
+	c.mu.Lock()
+	for q := range seen {
+		c.queues[q] = true
+	}
+	for _, r := range replays {
+		c.queues[r.Queue] = true
+	}
+	known := make([]string, 0, len(c.queues))
+	for q := range c.queues {
+		known = append(known, q)
+	}
+	c.mu.Unlock()
+	slices.Sort(known)
+	for _, q := range known {
+		queue(q, 0, 0, 0, 0)
+	}
+	for _, r := range replays {
+		st := r.Stats
+		e.counter(dlqReplayed, float64(st.Replayed), r.Queue)
+		e.counter(dlqReplayFailures, float64(st.Failed), r.Queue)
+		e.counter(dlqReplayParked, float64(st.Parked), r.Queue)
+		e.counter(dlqReplayReleased, float64(st.Released), r.Queue)
+		e.gauge(dlqReplaysInFlight, float64(st.InFlight), r.Queue)
+	}
+}
+
+// storeQueues passes every queue the stores (or the health report) list
+// to queue.
+func (c *Collector) storeQueues(ctx context.Context, rep *health.Report, queue func(q string, ready, parked, bytes int64, age float64)) {
 	if len(c.dlqs) == 0 {
 		if rep != nil {
 			for _, q := range rep.DLQ {

@@ -185,7 +185,10 @@ func TestScrape(t *testing.T) {
 	src := fakeDLQ{qs: []dlq.QueueStats{{Queue: "agents", Ready: 3, Parked: 1, Bytes: 512, OldestReady: t0}}}
 	mon, _ := health.New(health.Config{Registry: reg})
 	t.Cleanup(func() { mon.Close() })
-	c, err := metrics.New(metrics.Config{Registry: reg, Health: mon, DLQ: []health.DLQSource{src, fakeDLQ{err: errBoom}}})
+	replays := func() []metrics.ReplayStats {
+		return []metrics.ReplayStats{{Queue: "agents", Stats: dlq.ReplayerStats{Replayed: 4}}}
+	}
+	c, err := metrics.New(metrics.Config{Registry: reg, Health: mon, DLQ: []health.DLQSource{src, fakeDLQ{err: errBoom}}, Replays: replays})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +249,7 @@ func TestScrape(t *testing.T) {
 		{"sluice_dlq_oldest_age_seconds", []string{"queue", "agents"}, 20.4},
 		{"sluice_dlq_bytes", []string{"queue", "agents"}, 512},
 		{"sluice_dlq_stats_errors_total", nil, 1},
+		{"sluice_dlq_replayed_total", []string{"queue", "agents"}, 4},
 
 		// One breaker open (0), bulkhead rejecting 1 of 3 (2/3), retries
 		// all successful (1): (0 + 2/3 + 1)/3.

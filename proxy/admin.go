@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/sluice-go/sluice/dashboard"
 	"net/http"
 	"slices"
 	"strconv"
@@ -18,7 +17,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-go/sluice/config"
+	"github.com/sluice-go/sluice/dashboard"
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/metrics"
 )
 
 // AdminHandler returns the admin API:
@@ -291,6 +292,17 @@ func (s *Server) QueueStats(ctx context.Context) ([]QueueView, error) {
 	}
 	slices.SortFunc(out, func(a, b QueueView) int { return strings.Compare(a.Queue, b.Queue) })
 	return out, nil
+}
+
+// replayStats returns the counters of every replayer, for the metrics.
+func (s *Server) replayStats() []metrics.ReplayStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]metrics.ReplayStats, 0, len(s.replayers))
+	for name, slot := range s.replayers {
+		out = append(out, metrics.ReplayStats{Queue: name, Stats: slot.r.Stats()})
+	}
+	return out
 }
 
 func (s *Server) adminQueueStats(w http.ResponseWriter, r *http.Request) {

@@ -259,6 +259,18 @@ routes:
 	if len(page.Messages) != 0 {
 		t.Errorf("%d messages left", len(page.Messages))
 	}
+	// The drained queue reads 0, and the replayer's counters are metrics.
+	_, scraped := h.doURL(h.admin, "GET", "/metrics", "")
+	for _, series := range []string{
+		`sluice_dlq_depth{queue="q",state="ready"} 0`,
+		`sluice_dlq_depth{queue="q",state="parked"} 0`,
+		`sluice_dlq_replayed_total{queue="q"} 3`,
+		`sluice_dlq_replay_failures_total{queue="q"} 1`,
+	} {
+		if !strings.Contains(scraped, series+"\n") {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 	for _, p := range []string{"/dlq?state=bogus", "/dlq/not-an-id", "/dlq?limit=0"} {
 		if code := h.adminJSON("GET", p, &out); code != http.StatusBadRequest {
 			t.Errorf("GET %s = %d, want 400", p, code)

@@ -211,6 +211,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Registry: s.reg,
 		Health:   mon,
 		DLQ:      []health.DLQSource{s.store},
+		Replays:  s.replayStats,
 		Clock:    s.clock,
 		Logger:   opts.Logger,
 	})
