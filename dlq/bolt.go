@@ -169,10 +169,12 @@ func OpenBolt(path string, opt Options) (*Bolt, error) {
 // under a temporary name, syncs it, and links it into place, so a crash
 // while creating never leaves a half-made file at path. Linking (unlike
 // renaming) fails if another process created path meanwhile; its file is
-// then used.
+// then used. Because a store is never created empty, an existing 0-byte
+// file is damage (a failed copy or restore, a full disk) and is refused
+// rather than initialised as a new queue.
 func createFile(path string, o Options) error {
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
-		return nil // exists (or cannot be checked: the open reports it)
+		return refuseEmpty(path) // exists (or cannot be checked: the open reports it)
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".new-*")
@@ -203,6 +205,16 @@ func createFile(path string, o Options) error {
 		_ = d.Close()
 	}
 	return nil
+}
+
+// refuseEmpty returns ErrCorrupt for an existing regular file of 0 bytes,
+// which bbolt would otherwise initialise as a new, empty store.
+func refuseEmpty(path string) error {
+	info, err := os.Stat(path)
+	if err != nil || !info.Mode().IsRegular() || info.Size() != 0 {
+		return nil // the open reports what is wrong, if anything
+	}
+	return fmt.Errorf("%w: %s is empty (0 bytes): sluice never writes an empty queue file, so it was damaged; move it away to start a new queue", ErrCorrupt, path)
 }
 
 // openBoltFile opens the bbolt file, checks that it is whole and ours, and

@@ -225,6 +225,28 @@ func TestBoltRejectsGarbageFile(t *testing.T) {
 	}
 }
 
+// An existing 0-byte file is damage, never a new queue: sluice creates a
+// store whole (see TestBoltCreatesFileWhole), so opening one must refuse it
+// and say what to do, leave it as it was, and a missing file is still created.
+func TestBoltRefusesEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := dlq.OpenBolt(path, dlq.Options{})
+	want := "dlq: store file corrupt or unreadable: " + path + " is empty (0 bytes): sluice never writes an empty queue file, so it was damaged; move it away to start a new queue"
+	if !errors.Is(err, dlq.ErrCorrupt) || err.Error() != want {
+		t.Fatalf("OpenBolt(0-byte file) = %v\nwant ErrCorrupt: %s", err, want)
+	}
+	if info, err := os.Stat(path); err != nil || info.Size() != 0 {
+		t.Fatalf("the refused file was changed: %v, %v", info, err)
+	}
+	missing := filepath.Join(dir, "new.db")
+	s := openBolt(t, missing, dlq.Options{})
+	mustPut(t, s, dlq.Message{Queue: "q"})
+}
+
 func TestBoltRejectsOtherBboltFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "other.db")
 	db, err := bolt.Open(path, 0o600, nil)
