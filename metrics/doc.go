@@ -14,8 +14,10 @@
 // dead-letter queues. Metrics lists every family.
 //
 // Handler serves a Collector from a prometheus.Registry of its own, never
-// the global default one; to add Go runtime or process metrics, register
-// the Collector in your own prometheus.Registry next to them. The repository's
+// the global default one, with the Go runtime and process collectors when
+// Config.Runtime is set (the sidecar sets it). A Proxy holds the sidecar's
+// own request metrics (sluice_proxy_*), live counters resolved once per
+// route so that recording a request allocates nothing. The repository's
 // deploy/prometheus/alerts.yml and deploy/grafana/sluice.json use only the
 // names this package exports, which a test checks.
 package metrics

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-go/sluice"
@@ -57,6 +58,15 @@ type Config struct {
 	// no replay metrics.
 	Replays func() []ReplayStats
 
+	// Proxy, if set, is the sidecar's request metrics, which Handler
+	// exports next to the Collector's. If nil, none.
+	Proxy *Proxy
+
+	// Runtime adds the Go runtime (go_*) and process (process_*)
+	// collectors of client_golang to Handler's registry. If false, only
+	// sluice's own families.
+	Runtime bool
+
 	// Logger receives the errors met while scraping (a store that failed, a
 	// name that is not a valid label value). If nil, nothing is logged.
 	Logger *slog.Logger
@@ -79,6 +89,8 @@ type Collector struct {
 	mon     *health.Monitor
 	dlqs    []health.DLQSource
 	replays func() []ReplayStats
+	proxy   *Proxy
+	runtime bool
 	timeout time.Duration
 	clock   sluice.Clock
 	log     *slog.Logger
@@ -107,6 +119,8 @@ func New(cfg Config) (*Collector, error) {
 		mon:     cfg.Health,
 		dlqs:    append([]health.DLQSource(nil), cfg.DLQ...),
 		replays: cfg.Replays,
+		proxy:   cfg.Proxy,
+		runtime: cfg.Runtime,
 		timeout: cfg.ScrapeTimeout,
 		clock:   cfg.Clock,
 		log:     cfg.Logger,
@@ -136,11 +150,18 @@ func Handler(reg *registry.Registry) http.Handler {
 }
 
 // Handler returns an http.Handler serving the Collector's metrics from a
-// new prometheus.Registry holding only it (never the global default
-// registry).
+// new prometheus.Registry of its own (never the global default registry),
+// holding the Collector and, as Config asks, the Proxy's metrics and the
+// Go runtime and process collectors.
 func (c *Collector) Handler() http.Handler {
 	preg := prometheus.NewRegistry()
 	preg.MustRegister(c)
+	if c.proxy != nil {
+		preg.MustRegister(c.proxy)
+	}
+	if c.runtime {
+		preg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	return promhttp.HandlerFor(preg, promhttp.HandlerOpts{})
 }
 
