@@ -111,9 +111,14 @@ func (p *Pipeline) Policies() []Policy {
 }
 
 // Do runs fn through the pipeline and returns the error of the outermost
-// policy. A nil Pipeline runs fn directly. On the happy path Do itself
-// allocates nothing.
+// policy. A nil Pipeline runs fn directly. When ctx is already done, Do
+// runs nothing — no policy, no attempt — and returns context.Cause(ctx): the
+// caller has gone, and work started for it would only load the dependency.
+// On the happy path Do itself allocates nothing.
 func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	if p == nil || len(p.policies) == 0 {
 		return fn(ctx)
 	}
@@ -123,7 +128,13 @@ func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error
 // Get runs fn through p and returns its value. When a policy substitutes a
 // value (a fallback, a cache hit) Get returns that value. Get allocates one
 // small object per call to carry the typed result through the policies.
+// Like Do, it runs nothing for a ctx that is already done, returning the
+// zero T and context.Cause(ctx).
 func Get[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+	if ctx.Err() != nil {
+		var zero T
+		return zero, context.Cause(ctx)
+	}
 	if p == nil || len(p.policies) == 0 {
 		return fn(ctx)
 	}

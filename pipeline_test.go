@@ -268,3 +268,39 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 }
+
+// A caller that has gone gets no work done: Do and Get return the context's
+// error before any policy or the call runs.
+func TestDoneContextStartsNoWork(t *testing.T) {
+	var log []string
+	p := sluice.NewPipeline(&tracer{name: "a", log: &log})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		p    *sluice.Pipeline
+	}{{"no policies", sluice.NewPipeline()}, {"nil pipeline", nil}, {"one policy", p}} {
+		calls := 0
+		err := tc.p.Do(ctx, func(context.Context) error { calls++; return nil })
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: Do = %v, want context.Canceled", tc.name, err)
+		}
+		v, err := sluice.Get(ctx, tc.p, func(context.Context) (int, error) { calls++; return 1, nil })
+		if !errors.Is(err, context.Canceled) || v != 0 {
+			t.Errorf("%s: Get = %v, %v, want 0, context.Canceled", tc.name, v, err)
+		}
+		if calls != 0 {
+			t.Errorf("%s: the call ran %d times for a cancelled context", tc.name, calls)
+		}
+	}
+	if len(log) != 0 {
+		t.Errorf("policies ran for a cancelled context: %v", log)
+	}
+	// The context's cause is what the caller learns.
+	why := errors.New("user left")
+	cctx, ccancel := context.WithCancelCause(context.Background())
+	ccancel(why)
+	if err := p.Do(cctx, func(context.Context) error { return nil }); !errors.Is(err, why) {
+		t.Errorf("Do with a cause = %v, want the cause %v", err, why)
+	}
+}

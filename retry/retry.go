@@ -359,7 +359,9 @@ func (c *Call) checkPanic() {
 	}
 }
 
-// Execute runs next, retrying as configured. It returns nil on success; the
+// Execute runs next, retrying as configured. A ctx already done when
+// Execute is called gets no attempt: Execute returns context.Cause(ctx). It
+// returns nil on success; the
 // error of a non-retryable failure as it is; an *ExhaustedError
 // (ErrExhausted) when attempts or time run out; a *BudgetError
 // (ErrBudgetExhausted, sluice.ErrRejected) when the budget refuses a retry;
@@ -372,6 +374,10 @@ func (r *Retry) Execute(ctx context.Context, next sluice.Next) error {
 }
 
 func (r *Retry) execute(ctx context.Context, next sluice.Next) (int, error) {
+	if ctx.Err() != nil {
+		// The caller has gone: no attempt, and no call in the statistics.
+		return 0, context.Cause(ctx)
+	}
 	c := Call{r: r, s: r.s.Load(), attempt: 1}
 	s := c.s
 	if uint64(rand.Uint32()) < s.sampleBelow {

@@ -518,3 +518,28 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Errorf("stats %+v, want 4000 calls, %d failures, 4000 timed", st, failures.Load())
 	}
 }
+
+// cancelInside runs the rest of the pipeline with an already-cancelled
+// context, as an outer policy whose caller gave up might.
+type cancelInside struct{}
+
+func (cancelInside) Execute(ctx context.Context, next sluice.Next) error {
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	return next.Run(cctx)
+}
+
+// Retry makes no attempt for a caller that has gone: it returns the
+// context's error and the call never runs.
+func TestDoneContextMakesNoAttempt(t *testing.T) {
+	r := mustNew(t, Config{Backoff: Constant(time.Millisecond)})
+	p := sluice.NewPipeline(cancelInside{}, r)
+	calls := 0
+	err := p.Do(context.Background(), func(context.Context) error { calls++; return nil })
+	if !errors.Is(err, context.Canceled) || calls != 0 {
+		t.Errorf("Do = %v after %d calls, want context.Canceled and no call", err, calls)
+	}
+	if s := r.Stats(); s.Attempts != 0 {
+		t.Errorf("Stats.Attempts = %d, want 0", s.Attempts)
+	}
+}
