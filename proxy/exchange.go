@@ -106,6 +106,7 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 		ex.cacheKey = r.Host + " " + r.URL.RequestURI() + " " + r.Header.Get("Accept-Encoding")
 	}
 	err := rt.admit.Do(r.Context(), ex.admitted)
+	noteResult(w, err)
 	if errors.Is(err, errReadBody) {
 		http.Error(w, "sluice: cannot read the request body", http.StatusBadRequest)
 		return
@@ -209,6 +210,7 @@ func (ex *exchange) try(ctx context.Context, up *upstream) error {
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
 	out = out.WithContext(rctx)
 	ex.tries++
+	noteTry(ex.w, up)
 	resp, err := ex.s.transport.RoundTrip(out)
 	if err != nil {
 		stop()

@@ -18,5 +18,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "sluice: no route matches\n")
 		return
 	}
-	rt.serve(w, r)
+	rec := s.observe(w, rt) // the request metrics: see observe.go
+	defer rec.done()
+	rt.serve(rec, r)
 }

@@ -119,6 +119,7 @@ type Server struct {
 	transport http.RoundTripper
 	monitor   *health.Monitor
 	metrics   http.Handler
+	obs       *observer // the request metrics
 	bufs      sync.Pool // *[]byte of copyBufSize for copying bodies
 
 	live  atomic.Pointer[runtime]
@@ -207,11 +208,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: health monitor: %w", err)
 	}
 	s.monitor = mon
+	s.obs = newObserver()
 	col, err := metrics.New(metrics.Config{
 		Registry: s.reg,
 		Health:   mon,
 		DLQ:      []health.DLQSource{s.store},
 		Replays:  s.replayStats,
+		Proxy:    s.obs.m,
+		Runtime:  true,
 		Clock:    s.clock,
 		Logger:   opts.Logger,
 	})
