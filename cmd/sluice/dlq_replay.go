@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -34,7 +35,12 @@ is parked once it has failed too often. --state parked replays parked
 messages, which the replayer leaves alone.
 
 Replay refuses while the route's breakers are open: the upstream is known to
-be down, and the replayer will deliver the messages once it is back.`,
+be down, and the replayer will deliver the messages once it is back.
+
+The exit status is 0 when every message asked for was replayed, or there was
+none to replay, and 1 otherwise: a replay that was refused, failed again or
+was handed back, or (when nothing was replayed) a message skipped because a
+replay of it was already running.`,
 		Example: `  sluice dlq replay 01J9Z3K4Q8W2M6T5R7Y1X0V3BN
   sluice dlq replay --queue agents
   sluice dlq replay --all --state parked`,
@@ -123,17 +129,45 @@ func (o *dlqReplayOptions) many(cmd *cobra.Command, c *adminClient) error {
 		fmt.Fprintln(out, "no route queues requests: nothing to replay")
 		return nil
 	}
-	var failed []string
 	for _, v := range res.Results {
 		fmt.Fprintf(out, "%s: replayed %d, failed %d, parked %d, handed back %d, skipped %d\n",
 			v.Queue, v.Replayed, v.Failed, v.Parked, v.Released, v.Skipped)
 		if v.Error != "" {
 			fmt.Fprintf(out, "%s: stopped: %s\n", v.Queue, v.Error)
-			failed = append(failed, v.Queue)
 		}
 	}
-	if len(failed) > 0 {
-		return &exitError{code: 1}
+	return replayVerdict(res.Results)
+}
+
+// replayVerdict is nil when every message asked for was replayed (or there
+// was none), and otherwise an error saying what was not: a queue whose
+// replay stopped (refused while its upstreams are unhealthy), messages that
+// failed again or were handed back, or — when nothing at all was replayed —
+// messages skipped because a replay of them was already running.
+func replayVerdict(results []proxy.ReplayView) error {
+	var problems []string
+	replayed := 0
+	for _, v := range results {
+		replayed += v.Replayed
+		switch {
+		case v.Error != "":
+			problems = append(problems, v.Queue+": stopped: "+v.Error)
+		case v.Failed > 0 || v.Released > 0:
+			problems = append(problems, fmt.Sprintf("%s: %d failed again, %d handed back; they stay queued", v.Queue, v.Failed, v.Released))
+		}
 	}
-	return nil
+	if replayed == 0 && len(problems) == 0 {
+		for _, v := range results {
+			if v.Skipped > 0 {
+				problems = append(problems, fmt.Sprintf("%s: %d skipped (already being replayed, or gone)", v.Queue, v.Skipped))
+			}
+		}
+	}
+	switch {
+	case len(problems) == 0:
+		return nil
+	case replayed == 0:
+		return fmt.Errorf("nothing was replayed: %s", strings.Join(problems, "; "))
+	}
+	return fmt.Errorf("%d replayed, but some were not replayed: %s", replayed, strings.Join(problems, "; "))
 }
