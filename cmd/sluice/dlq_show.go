@@ -27,7 +27,8 @@ func newDLQShowCommand(o *dlqShowOptions) *cobra.Command {
 		Use:   "show ID",
 		Short: "Show one dead-lettered request and its replay history",
 		Long: `Show prints one message: the queued request (credentials redacted), when it
-was queued, how often it was replayed and the last error. --body adds the
+was queued, how often it was sent before it was queued, how many replays
+have failed since, and the last error. --body adds the
 request body.`,
 		Example: "  sluice dlq show 01J9Z3K4Q8W2M6T5R7Y1X0V3BN --body",
 		Args:    args(cobra.ExactArgs(1)),
@@ -66,7 +67,10 @@ request body.`,
 	return cmd
 }
 
-// writeMessage prints a message as "key: value" lines, headers sorted.
+// writeMessage prints a message as "key: value" lines, headers sorted. It
+// splits the stored counts for what they are: Attempts counts every attempt
+// (those before queueing plus one per failed replay) and Replays the failed
+// replays, so the sends before queueing are their difference.
 func writeMessage(w io.Writer, m proxy.MessageView) {
 	ts := func(t time.Time) string {
 		if t.IsZero() {
@@ -74,23 +78,34 @@ func writeMessage(w io.Writer, m proxy.MessageView) {
 		}
 		return t.Local().Format(time.RFC3339)
 	}
-	fmt.Fprintf(w, "id:            %s\n", m.ID)
-	fmt.Fprintf(w, "queue:         %s\n", m.Queue)
-	fmt.Fprintf(w, "state:         %s\n", m.State)
-	fmt.Fprintf(w, "request:       %s %s\n", m.Method, m.URI)
-	if m.Host != "" {
-		fmt.Fprintf(w, "host:          %s\n", m.Host)
+	line := func(key, format string, a ...any) {
+		fmt.Fprintf(w, "%-22s"+format+"\n", append([]any{key + ":"}, a...)...)
 	}
-	fmt.Fprintf(w, "enqueued:      %s\n", ts(m.Enqueued))
-	fmt.Fprintf(w, "attempts:      %d before it was queued\n", m.Attempts)
-	fmt.Fprintf(w, "replays:       %d\n", m.Replays)
-	fmt.Fprintf(w, "first failure: %s\n", ts(m.FirstFailure))
-	fmt.Fprintf(w, "last failure:  %s\n", ts(m.LastFailure))
+	line("id", "%s", m.ID)
+	line("queue", "%s", m.Queue)
+	line("state", "%s", m.State)
+	line("request", "%s %s", m.Method, m.URI)
+	if m.Host != "" {
+		line("host", "%s", m.Host)
+	}
+	line("enqueued", "%s", ts(m.Enqueued))
+	if before := m.Attempts - m.Replays; before >= 0 {
+		line("sent before queueing", "%d", before)
+	} else { // not a record this proxy writes: show the counts as stored
+		line("attempts", "%d in all", m.Attempts)
+	}
+	if m.Replays > 0 {
+		line("failed replays", "%d (%d attempts in all; the last failed at %s)", m.Replays, m.Attempts, ts(m.LastFailure))
+	} else {
+		line("failed replays", "0")
+	}
+	line("first failure", "%s", ts(m.FirstFailure))
+	line("last failure", "%s", ts(m.LastFailure))
 	if m.State == "ready" {
-		fmt.Fprintf(w, "next replay:   %s\n", ts(m.NextReplay))
+		line("next replay", "%s", ts(m.NextReplay))
 	}
 	if m.LastError != "" {
-		fmt.Fprintf(w, "last error:    %s\n", m.LastError)
+		line("last error", "%s", m.LastError)
 	}
 	if len(m.Headers) > 0 {
 		fmt.Fprintln(w, "headers:")
@@ -105,7 +120,7 @@ func writeMessage(w io.Writer, m proxy.MessageView) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "body:          %d bytes\n", m.BodyBytes)
+	line("body", "%d bytes", m.BodyBytes)
 	switch {
 	case m.Body != nil:
 		fmt.Fprintln(w, *m.Body)

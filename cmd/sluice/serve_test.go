@@ -256,7 +256,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 
 		code, out, _ = runCmd(t, append([]string{"dlq", "show", ids[0], "--body"}, admin...)...)
-		for _, want := range []string{"id:            " + ids[0], "queue:         jobs", "request:       PUT /jobs/0", "body:          2 bytes\n{}"} {
+		for _, want := range []string{"id:                   " + ids[0], "queue:                jobs", "request:              PUT /jobs/0", "failed replays:       0\n", "body:                 2 bytes\n{}"} {
 			if code != 0 || !strings.Contains(out, want) {
 				t.Errorf("dlq show: exit %d, output lacks %q:\n%s", code, want, out)
 			}
@@ -267,9 +267,11 @@ func TestServeEndToEnd(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "503 Service Unavailable: the route's upstreams are unhealthy") {
 			t.Errorf("dlq replay ID: exit %d, stderr %q", code, errOut)
 		}
-		code, out, _ = runCmd(t, append([]string{"dlq", "replay", "--queue", "jobs"}, admin...)...)
-		if !strings.HasPrefix(out, "jobs: replayed 0,") {
-			t.Errorf("dlq replay --queue jobs: exit %d, stdout %q", code, out)
+		// Refused for the queue too: nothing asked for was replayed, so
+		// the exit status is 1, as for one ID.
+		code, out, errOut = runCmd(t, append([]string{"dlq", "replay", "--queue", "jobs"}, admin...)...)
+		if code != 1 || !strings.HasPrefix(out, "jobs: replayed 0,") || errOut != "sluice: nothing was replayed: jobs: stopped: dlq: target unhealthy, replay refused\n" {
+			t.Errorf("dlq replay --queue jobs while refused: exit %d, stdout %q, stderr %q; want exit 1", code, out, errOut)
 		}
 
 		code, out, _ = runCmd(t, append([]string{"health"}, admin...)...)
