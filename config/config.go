@@ -50,6 +50,13 @@ type Admin struct {
 	// is open, which is allowed only on a loopback address. It is a secret:
 	// Redacted replaces it.
 	Token string `yaml:"token,omitempty"`
+	// AllowedHosts are the host names and addresses (without a port) the
+	// admin API answers to in the Host header, besides the loopback ones
+	// (localhost, 127.0.0.0/8, ::1), which it always accepts. If empty:
+	// only loopback without a Token, any host with one. A page that
+	// rebinds its own DNS name to 127.0.0.1 sends its own name, so it is
+	// refused.
+	AllowedHosts []string `yaml:"allowed_hosts,omitempty"`
 }
 
 // Server bounds what one client connection may hold of the proxy and the

@@ -2,7 +2,9 @@ package config
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 
@@ -88,7 +90,47 @@ func (d *decoder) admin(n *yaml.Node, path string, a *Admin) map[string]*yaml.No
 	return d.mapping(n, path, fields{
 		"listen": func(v *yaml.Node, p string) { a.Listen = d.address(v, p) },
 		"token":  func(v *yaml.Node, p string) { a.Token = d.str(v, p) },
+		"allowed_hosts": func(v *yaml.Node, p string) {
+			a.AllowedHosts = nil
+			d.sequence(v, p, func(_ int, v *yaml.Node, p string) {
+				h, ok := d.text(v, p, "a host name or IP address")
+				if !ok {
+					return
+				}
+				if err := checkAllowedHost(h); err != nil {
+					d.errorf(v, p, "%v", err)
+					return
+				}
+				a.AllowedHosts = append(a.AllowedHosts, strings.ToLower(strings.TrimSuffix(h, ".")))
+			})
+		},
 	})
+}
+
+// checkAllowedHost accepts an IP address or a DNS host name, without a
+// port: what admin.allowed_hosts compares with the Host header.
+func checkAllowedHost(h string) error {
+	if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
+		return nil
+	}
+	if strings.Contains(h, ":") {
+		return fmt.Errorf("%q: want a host name or IP address without a port or scheme", h)
+	}
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q is not a host name", h)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%q is not a host name: %q is not allowed", h, c)
+			}
+		}
+	}
+	return nil
 }
 
 // checkAdmin refuses an admin API open to the network without a token, and

@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -37,6 +39,16 @@ import (
 //	GET    /config/status       its version and the outcome of the last reload
 //	POST   /config/reload       read the configuration file again and apply it
 //	GET    /dashboard/          the live dashboard (GET / redirects there)
+//	GET    /debug/pprof/        runtime profiles for go tool pprof (profile, trace, heap, goroutine...)
+//
+// Every request's Host must be a loopback name or address (localhost,
+// 127.0.0.0/8, ::1, any port) or one of admin.allowed_hosts, or it gets
+// 421; with a token and no allowed_hosts any host is accepted. A POST,
+// PUT, PATCH or DELETE gets 403 when it comes from a page on another
+// origin (Sec-Fetch-Site or Origin says so) or lacks "Content-Type:
+// application/json", a header that a cross-origin form or simple request
+// cannot send. So a web page the operator visits can neither change the
+// server's state nor, through a DNS name rebound to 127.0.0.1, read it.
 //
 // With admin.token set, every request must carry "Authorization: Bearer
 // <token>"; others get 401. The dashboard's static page is the exception: it
@@ -60,8 +72,12 @@ func (s *Server) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
 	mux.HandleFunc("POST /config/reload", s.adminReload)
+	pprofRoutes(mux)
 	dash := dashboard.Handler(dashboard.Options{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.guard(w, r) {
+			return
+		}
 		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			http.Redirect(w, r, dashboard.DefaultBasePath, http.StatusFound)
 			return
@@ -75,8 +91,80 @@ func (s *Server) AdminHandler() http.Handler {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
 			return
 		}
+		if stateChanging(r.Method) && !jsonContent(r) {
+			writeError(w, http.StatusForbidden, r.Method+" to the admin API needs \"Content-Type: application/json\", which a cross-origin form or simple request cannot send")
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// crossOrigin refuses the state-changing requests of a page on another
+// origin: those whose Sec-Fetch-Site is not same-origin or none, and,
+// from browsers that send no Sec-Fetch-Site, those whose Origin is not the
+// admin API's own.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// guard applies the defences against web pages that the operator's
+// browser visits, which can send requests to a loopback admin API: a
+// Host header that is not a loopback name or address (or one of
+// admin.allowed_hosts) gets 421, since a page that rebinds its own DNS
+// name to 127.0.0.1 sends its own name; and a state-changing request from
+// another origin gets 403. It reports whether the request may go on.
+func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
+	if !s.hostAllowed(r.Host) {
+		writeError(w, http.StatusMisdirectedRequest, "the admin API does not answer to host "+strconv.Quote(r.Host)+
+			"; reach it by a loopback address or localhost, or list the name in admin.allowed_hosts")
+		return false
+	}
+	if err := crossOrigin.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, "cross-origin "+r.Method+" refused: the admin API changes state only for requests from its own origin or from outside a browser")
+		return false
+	}
+	return true
+}
+
+// hostAllowed reports whether the admin API answers to a request whose
+// Host header is host: a loopback name or address with any port, a name
+// of admin.allowed_hosts, or, when a token is configured and no
+// allowed_hosts are, any host (the token is then what keeps a page out).
+func (s *Server) hostAllowed(host string) bool {
+	a := s.Config().Admin
+	if a.Token != "" && len(a.AllowedHosts) == 0 {
+		return true
+	}
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")), ".")
+	if name == "" {
+		return false
+	}
+	if isLoopbackHost(name) {
+		return true
+	}
+	for _, allowed := range a.AllowedHosts {
+		if strings.TrimSuffix(strings.TrimPrefix(allowed, "["), "]") == name {
+			return true
+		}
+	}
+	return false
+}
+
+// stateChanging reports whether method may change the server's state.
+func stateChanging(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// jsonContent reports whether r declares a JSON body.
+func jsonContent(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
 
 // authorized checks the bearer token. Both sides are hashed first, so the

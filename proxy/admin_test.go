@@ -37,6 +37,9 @@ func startFile(t *testing.T, src string, opts proxy.Options) (*harness, string) 
 	return h, path
 }
 
+// jsonCT is the header every state-changing admin request must carry.
+var jsonCT = []string{"Content-Type", "application/json"}
+
 func writeFile(t *testing.T, path, src string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
@@ -69,7 +72,7 @@ routes:
   - {name: o, match: {path_prefix: /o/}, upstreams: [`+other.URL+`]}
 `)
 	var st proxy.Status
-	if code := h.adminJSON("POST", "/config/reload", &st); code != 200 || st.Version != 2 || !st.LastReloadOK {
+	if code := h.adminJSON("POST", "/config/reload", &st, jsonCT...); code != 200 || st.Version != 2 || !st.LastReloadOK {
 		t.Fatalf("reload = %d %+v", code, st)
 	}
 	if resp, _ := h.do("GET", "/r/", ""); resp.StatusCode != 503 || resp.Header.Get("Sluice-Reject") != "circuit-open" {
@@ -88,7 +91,7 @@ routes:
 		Error  string
 		Status proxy.Status
 	}
-	if code := h.adminJSON("POST", "/config/reload", &refused); code != http.StatusUnprocessableEntity {
+	if code := h.adminJSON("POST", "/config/reload", &refused, jsonCT...); code != http.StatusUnprocessableEntity {
 		t.Fatalf("bad reload = %d, want 422", code)
 	}
 	if refused.Status.Version != 2 || refused.Status.LastReloadOK || len(refused.Status.LastErrors) == 0 ||
@@ -236,22 +239,22 @@ routes:
 	if one.Body == nil || *one.Body != "b" {
 		t.Errorf("body = %v", one.Body)
 	}
-	if code := h.adminJSON("DELETE", "/dlq/"+ids[0], nil); code != http.StatusNoContent {
+	if code := h.adminJSON("DELETE", "/dlq/"+ids[0], nil, jsonCT...); code != http.StatusNoContent {
 		t.Errorf("DELETE = %d", code)
 	}
 	if code := h.adminJSON("GET", "/dlq/"+ids[0], &one); code != http.StatusNotFound {
 		t.Errorf("GET deleted = %d", code)
 	}
 	var out map[string]string
-	if code := h.adminJSON("POST", "/dlq/"+ids[1]+"/replay", &out); code != http.StatusBadGateway || out["outcome"] != "failed" {
+	if code := h.adminJSON("POST", "/dlq/"+ids[1]+"/replay", &out, jsonCT...); code != http.StatusBadGateway || out["outcome"] != "failed" {
 		t.Errorf("replay while down = %d %v", code, out)
 	}
 	up.set(status(200, "ok"))
-	if code := h.adminJSON("POST", "/dlq/"+ids[1]+"/replay", &out); code != 200 || out["outcome"] != "replayed" {
+	if code := h.adminJSON("POST", "/dlq/"+ids[1]+"/replay", &out, jsonCT...); code != 200 || out["outcome"] != "replayed" {
 		t.Errorf("replay = %d %v", code, out)
 	}
 	var res struct{ Results []proxy.ReplayView }
-	h.adminJSON("POST", "/dlq/replay?queue=q", &res)
+	h.adminJSON("POST", "/dlq/replay?queue=q", &res, jsonCT...)
 	if len(res.Results) != 1 || res.Results[0].Replayed != 2 {
 		t.Errorf("replay all = %+v", res.Results)
 	}
@@ -276,7 +279,7 @@ routes:
 			t.Errorf("GET %s = %d, want 400", p, code)
 		}
 	}
-	if code := h.adminJSON("POST", "/dlq/replay?queue=nope", &out); code != http.StatusConflict {
+	if code := h.adminJSON("POST", "/dlq/replay?queue=nope", &out, jsonCT...); code != http.StatusConflict {
 		t.Errorf("replay of an unknown queue = %d, want 409", code)
 	}
 }

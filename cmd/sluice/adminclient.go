@@ -91,6 +91,11 @@ func (c *adminClient) do(ctx context.Context, method, path string, q url.Values)
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Accept", "application/json, text/plain")
+	if method != http.MethodGet && method != http.MethodHead {
+		// The admin API refuses a state-changing request without it: a
+		// cross-origin web page cannot send it.
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, c.connError(err)
