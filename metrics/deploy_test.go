@@ -162,7 +162,8 @@ func TestAlertRules(t *testing.T) {
 			exprs = append(exprs, r.Expr)
 		}
 	}
-	// The rules the issue asks for, with the original thresholds.
+	// The rules an operator expects, with the thresholds of the SysManage
+	// resilience document.
 	all := strings.Join(exprs, "\n")
 	for _, want := range []string{
 		"sluice_circuit_breaker_state_seconds > 300",
@@ -257,7 +258,7 @@ func TestGrafanaDashboard(t *testing.T) {
 			t.Errorf("variable %s: %s has no label %s", v.Name, m[1], m[2])
 		}
 	}
-	// The dashboard shows the families the issue names.
+	// The dashboard shows the families an operator looks for first.
 	for _, want := range []string{"sluice_health_score", "sluice_circuit_breaker_state", "sluice_retry_attempts_total",
 		"sluice_retry_duration_seconds", "sluice_bulkhead_utilization_ratio", "sluice_rate_limiter_rejected_total",
 		"sluice_fallback_total", "sluice_dlq_depth", "sluice_dlq_oldest_age_seconds"} {
