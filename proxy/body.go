@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 )
 
 // errBodySent is the error of a try that would have to send a request body
@@ -22,6 +23,29 @@ type reqBody struct {
 	orig     io.ReadCloser
 	length   int64 // the Content-Length to send for an unkept body
 	consumed bool  // an unkept body went to a try
+	// timedOut is set when reading an unkept body, which the transport
+	// does while the try runs, hit the read deadline of body_timeout.
+	timedOut atomic.Bool
+}
+
+// hasBody reports whether r may have a body to read.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// watchedBody is the streamed part of an unkept body: it reports a read
+// that hit the body's deadline to the reqBody.
+type watchedBody struct {
+	r io.Reader
+	b *reqBody
+}
+
+func (w watchedBody) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err != nil && err != io.EOF && isTimeout(err) {
+		w.b.timedOut.Store(true)
+	}
+	return n, err
 }
 
 // readBody reads r's body into memory if it is at most limit bytes (limit
@@ -29,12 +53,12 @@ type reqBody struct {
 // was read, then the rest. An error is a failure reading the client's body.
 func readBody(r *http.Request, limit int64) (*reqBody, error) {
 	b := &reqBody{orig: r.Body, length: r.ContentLength}
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	if !hasBody(r) {
 		b.kept = true
 		return b, nil
 	}
 	if r.ContentLength > limit {
-		b.first = r.Body
+		b.first = watchedBody{r.Body, b}
 		return b, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
@@ -45,7 +69,7 @@ func readBody(r *http.Request, limit int64) (*reqBody, error) {
 		b.buf, b.kept = data, true
 		return b, nil
 	}
-	b.first = io.MultiReader(bytes.NewReader(data), r.Body)
+	b.first = io.MultiReader(bytes.NewReader(data), watchedBody{r.Body, b})
 	return b, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +87,7 @@ type exchange struct {
 	last       *http.Response
 	committed  bool   // the response header went to the client
 	cacheKey   string // "" when the answer is not for the stale cache
+	writeBound bool   // a write deadline was set on the client's connection
 }
 
 // serve runs r through the route and answers it.
@@ -100,32 +102,66 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 		w:      w,
 		rc:     http.NewResponseController(w),
 		r:      r,
-		header: outgoingHeader(r),
+		header: outgoingHeader(r, rt.trustClient),
 	}
 	if rt.cache != nil && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		ex.cacheKey = r.Host + " " + r.URL.RequestURI() + " " + r.Header.Get("Accept-Encoding")
 	}
 	err := rt.admit.Do(r.Context(), ex.admitted)
 	noteResult(w, err)
-	if errors.Is(err, errReadBody) {
+	if ex.writeBound {
+		_ = ex.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
+	}
+	switch {
+	case errors.Is(err, errBodyTimeout) || (!ex.committed && ex.body != nil && ex.body.timedOut.Load()):
+		w.Header().Set("Connection", "close")
+		http.Error(w, "sluice: the request body took too long", http.StatusRequestTimeout)
+		return
+	case errors.Is(err, errReadBody):
 		http.Error(w, "sluice: cannot read the request body", http.StatusBadRequest)
 		return
+	case ex.body == nil:
+		closeUnread(w, r) // shed before its body was read
 	}
 	ex.finish(err)
 }
 
-// errReadBody is the error of a request whose body could not be read.
-var errReadBody = errors.New("proxy: reading the request body")
+// closeUnread marks the answer to a request whose body was not read as the
+// connection's last. net/http would otherwise read what is left of the
+// body before answering, to reuse the connection, and a client that sends
+// it slowly would hold the connection for as long as it likes.
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if hasBody(r) {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// errReadBody is the error of a request whose body could not be read, and
+// errBodyTimeout that of one whose body did not arrive within the route's
+// body_timeout.
+var (
+	errReadBody    = errors.New("proxy: reading the request body")
+	errBodyTimeout = errors.New("proxy: the request body took longer than body_timeout")
+)
 
 // admitted runs once the limiters and the bulkhead have let the request in:
-// it reads the body (up to the route's limit), decides whether the request
-// may be repeated, and runs the retry policy over the upstreams.
+// it reads the body (up to the route's limit) within the route's
+// body_timeout, decides whether the request may be repeated, and runs the
+// retry policy over the upstreams. A body that does not arrive in time ends
+// the request, and with it the bulkhead permit, with errBodyTimeout.
 func (ex *exchange) admitted(ctx context.Context) error {
 	rt, r := ex.rt, ex.r
+	bounded := hasBody(r) && ex.rc.SetReadDeadline(time.Now().Add(rt.bodyTimeout)) == nil
 	body, err := readBody(r, rt.maxBody)
 	if err != nil {
 		rt.s.log.Debug("proxy: reading the request body", slog.String("route", rt.name), slog.Any("error", err))
+		if isTimeout(err) {
+			return errBodyTimeout
+		}
 		return errReadBody
+	}
+	if bounded && body.kept {
+		_ = ex.rc.SetReadDeadline(time.Time{}) // all of it is here
 	}
 	ex.body = body
 	if body.kept && len(body.buf) > 0 {
@@ -314,15 +350,33 @@ func (ex *exchange) deliver(ctx context.Context, resp *http.Response, up *upstre
 		}
 		resp.Body = readCloser{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
 	}
-	ex.writeHeader(resp, false)
 	if cached != nil {
+		ex.writeHeader(resp, false)
 		if _, err := ex.w.Write(cached); err != nil {
 			return nil // the client left; the upstream did its part
 		}
 		ex.writeTrailers(resp)
 		return nil
 	}
-	if err := ex.copyBody(resp); err != nil {
+	bp := ex.s.bufs.Get().(*[]byte)
+	defer ex.s.bufs.Put(bp)
+	buf, n, eof := *bp, 0, false
+	if _, bounded := ctx.Deadline(); bounded {
+		// A try that can time out sends the header only with the first
+		// byte of the body (or its end): until then a timeout can still be
+		// answered 504 instead of cutting off an answer that has begun.
+		var err error
+		n, err = readSome(resp.Body, buf)
+		if n == 0 && err != nil && err != io.EOF {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return &tryError{upstream: up.name, err: err}
+		}
+		eof = err == io.EOF
+	}
+	ex.writeHeader(resp, false)
+	if err := ex.copyRest(resp, buf, n, eof); err != nil {
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
@@ -330,6 +384,19 @@ func (ex *exchange) deliver(ctx context.Context, resp *http.Response, up *upstre
 	}
 	ex.writeTrailers(resp)
 	return nil
+}
+
+// readSome reads into buf until it gets at least one byte or an error.
+func readSome(r io.Reader, buf []byte) (int, error) {
+	for {
+		n, err := r.Read(buf)
+		if n > 0 || err != nil {
+			if err == io.EOF && n > 0 {
+				err = nil // the next read reports it again
+			}
+			return n, err
+		}
+	}
 }
 
 // writeHeader writes resp's status and end-to-end header to the client,
@@ -350,6 +417,12 @@ func (ex *exchange) writeHeader(resp *http.Response, final bool) {
 		h.Set(sluicehttp.HeaderRetry, "no")
 	}
 	ex.committed = true
+	if d := ex.rt.writeTimeout; d > 0 {
+		// The answer must reach a client that reads it within the route's
+		// time, so that a client that stops reading cannot keep the
+		// bulkhead's permit.
+		ex.writeBound = ex.rc.SetWriteDeadline(time.Now().Add(d)) == nil
+	}
 	ex.w.WriteHeader(resp.StatusCode)
 }
 
@@ -364,12 +437,23 @@ func (ex *exchange) writeTrailers(resp *http.Response) {
 // reading from the upstream; when the client's side breaks instead, the
 // upstream did nothing wrong and copyBody returns nil.
 func (ex *exchange) copyBody(resp *http.Response) error {
-	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	bp := ex.s.bufs.Get().(*[]byte)
 	defer ex.s.bufs.Put(bp)
-	buf := *bp
-	for {
-		n, rerr := resp.Body.Read(buf)
+	return ex.copyRest(resp, *bp, 0, false)
+}
+
+// copyRest is copyBody for a body whose first n bytes are in buf already
+// (all of it, if eof is set); it uses buf for the rest.
+func (ex *exchange) copyRest(resp *http.Response, buf []byte, n int, eof bool) error {
+	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	var rerr error
+	if eof {
+		rerr = io.EOF
+	}
+	for first := true; ; first = false {
+		if !first {
+			n, rerr = resp.Body.Read(buf)
+		}
 		if n > 0 {
 			if _, werr := ex.w.Write(buf[:n]); werr != nil {
 				return nil
@@ -467,4 +551,14 @@ func (b *cancelBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel(nil)
 	return err
+}
+
+// isTimeout reports whether err is a network deadline's: the read deadline
+// that bounds a request body.
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -57,16 +57,35 @@ func copyHeader(dst, src http.Header) {
 	}
 }
 
+// sluicePrefix starts the names of the headers sluice gives a meaning to
+// (Sluice-Queued, Sluice-Reject, Sluice-Retry, Sluice-Fallback, and any
+// later ones), in canonical form.
+const sluicePrefix = "Sluice-"
+
+// removeSluiceHeaders deletes the Sluice-* headers of h: a client that sent
+// them could pass its request as a replay (Sluice-Queued) or speak for a
+// sluice layer it is not.
+func removeSluiceHeaders(h http.Header) {
+	for name := range h {
+		if len(name) >= len(sluicePrefix) && strings.EqualFold(name[:len(sluicePrefix)], sluicePrefix) {
+			delete(h, name)
+		}
+	}
+}
+
 // outgoingHeader returns the header the proxy sends upstream for r: r's
-// header without hop-by-hop headers, with "Te: trailers" kept, no
-// User-Agent added where the client sent none, and the forwarding headers
-// set: X-Forwarded-For gets the client's address appended, X-Forwarded-Host
-// and X-Forwarded-Proto are set if absent, and Forwarded (RFC 7239) gets an
-// element for this hop.
-func outgoingHeader(r *http.Request) http.Header {
+// header without hop-by-hop headers and, unless trust is set, without
+// Sluice-* headers, with "Te: trailers" kept, no User-Agent added where the
+// client sent none, and the forwarding headers set: X-Forwarded-For gets
+// the client's address appended, X-Forwarded-Host and X-Forwarded-Proto are
+// set if absent, and Forwarded (RFC 7239) gets an element for this hop.
+func outgoingHeader(r *http.Request, trust bool) http.Header {
 	h := r.Header.Clone()
 	if h == nil {
 		h = http.Header{}
+	}
+	if !trust {
+		removeSluiceHeaders(h)
 	}
 	trailers := false
 	for _, v := range r.Header["Te"] {

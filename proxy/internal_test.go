@@ -110,7 +110,7 @@ func TestEncodeDecodeRequest(t *testing.T) {
 	r.Header.Add("X-Multi", "a")
 	r.Header.Add("X-Multi", "b")
 	r.Header.Set("Connection", "keep-alive")
-	m := dlq.Message{Headers: encodeRequest(r)}
+	m := dlq.Message{Headers: encodeRequest(r, false)}
 	got, err := decodeRequest(m)
 	if err != nil {
 		t.Fatal(err)
@@ -156,5 +156,24 @@ func TestCacheableAnswer(t *testing.T) {
 		if got := cacheableAnswer(tt.resp, 1<<20); got != tt.want {
 			t.Errorf("%d: cacheableAnswer(%d %v) = %v, want %v", i, tt.resp.StatusCode, tt.resp.Header, got, tt.want)
 		}
+	}
+}
+
+func TestAmbiguousPath(t *testing.T) {
+	tests := map[string]bool{
+		"/a/b": false, "/a/b/": false, "/": false, "/a;v=1/b": false, "/.well-known/x": false, "/a..b/...": false,
+		"/a/../b": true, "/a/./b": true, "/a/..": true, "/..;/a": true, "/a/.;x/b": true, "//a": true, "/a//b": true,
+		"/a/%2e%2e/b": true, "/a/%2E./b": true, "/a%2fb": true, "/a%5Cb": true, "/a\\b": true, "/a%00": true,
+		"/a/%252e%252e/b": true, "/a%252Fb": true, "/a%20b": false, "/a%25b": false,
+	}
+	for target, want := range tests {
+		r := httptest.NewRequest("GET", "http://h"+strings.ReplaceAll(target, "\\", "%5C"), nil)
+		if got := ambiguousPath(r); got != want {
+			t.Errorf("ambiguousPath(%s) = %v, want %v (path %q, raw %q)", target, got, want, r.URL.Path, r.URL.RawPath)
+		}
+	}
+	r := httptest.NewRequest("GET", "http://h/api/v1/agents/42/commands?x=1", nil)
+	if n := testing.AllocsPerRun(100, func() { ambiguousPath(r) }); n != 0 {
+		t.Errorf("ambiguousPath allocates %v times", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
@@ -60,20 +61,24 @@ func (rt *route) queueable(err error) bool {
 	return errors.As(err, &te)
 }
 
+// maxQueuedError bounds the error text a queued message keeps, so that
+// the record's size is what config.QueuedRequestOverhead allows for.
+const maxQueuedError = 2 << 10
+
 // enqueue stores the request in the dead-letter queue and answers 202 with
-// its ID, if the route queues, the failure is queueable and the whole body
-// is at hand. The 202 is written only once the store has the message on
-// disk.
+// its ID, if the route queues, queues its method, the failure is queueable
+// and the whole body is at hand. The 202 is written only once the store has
+// the message on disk.
 func (ex *exchange) enqueue(err error) bool {
-	if !ex.rt.queue || ex.body == nil || !ex.body.kept || !ex.rt.queueable(err) {
+	if !ex.rt.queue || !ex.rt.queues(ex.r.Method) || ex.body == nil || !ex.body.kept || !ex.rt.queueable(err) {
 		return false
 	}
 	m := dlq.Message{
 		Queue:     ex.rt.name,
 		Payload:   ex.body.buf,
-		Headers:   encodeRequest(ex.r),
+		Headers:   encodeRequest(ex.r, ex.rt.trustClient),
 		Attempts:  ex.tries,
-		LastError: err.Error(),
+		LastError: truncate(err.Error(), maxQueuedError),
 	}
 	id, perr := ex.s.store.Put(context.WithoutCancel(ex.r.Context()), m)
 	if perr != nil {
@@ -93,8 +98,9 @@ func (ex *exchange) enqueue(err error) bool {
 }
 
 // encodeRequest records what a replay needs of r: method, target, host,
-// client address, scheme and end-to-end headers.
-func encodeRequest(r *http.Request) map[string]string {
+// client address, scheme and end-to-end headers (without Sluice-* headers
+// unless trust is set).
+func encodeRequest(r *http.Request, trust bool) map[string]string {
 	m := make(map[string]string, len(r.Header)+5)
 	m[metaMethod] = r.Method
 	m[metaURI] = r.URL.RequestURI()
@@ -106,6 +112,9 @@ func encodeRequest(r *http.Request) map[string]string {
 	}
 	h := r.Header.Clone()
 	removeHopHeaders(h)
+	if !trust {
+		removeSluiceHeaders(h)
+	}
 	for k, vv := range h {
 		m[metaHeader+k] = strings.Join(vv, "\n")
 	}
@@ -232,8 +241,8 @@ func (s *Server) replayHandler(queue string) dlq.Handler {
 		if err != nil {
 			return err
 		}
-		header := outgoingHeader(in)
-		header.Set(HeaderQueued, m.ID.String())
+		header := outgoingHeader(in, rt.trustClient)
+		header.Set(HeaderQueued, m.ID.String()) // after the client's are gone
 		var errs []error
 		for _, up := range rt.upstreams {
 			err := up.pipe.Do(ctx, func(ctx context.Context) error {
@@ -274,4 +283,15 @@ func (s *Server) replayTry(ctx context.Context, rt *route, up *upstream, in *htt
 			slog.String("id", m.ID.String()), slog.Int("status", resp.StatusCode))
 	}
 	return nil
+}
+
+// truncate cuts s to at most n bytes, at a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

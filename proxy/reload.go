@@ -34,7 +34,7 @@ type Status struct {
 	LastErrors []string `json:"last_errors,omitempty"`
 	// Warnings name settings of the configuration in force that changed
 	// in a reload but apply only on a restart (listen addresses, the DLQ
-	// store).
+	// store, the server section's connection limits).
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -59,8 +59,9 @@ func (s *Server) Status() Status {
 // A configuration that a policy refuses, or that would leave a
 // non-loopback admin API without a token, is refused as a whole: Reload
 // returns the error, the old configuration keeps running, and the failure
-// is logged and shown by Status (GET /config/status). Listen addresses
-// and storage.dlq apply only on a restart; a change to them is kept as a
+// is logged and shown by Status (GET /config/status). Listen addresses,
+// storage.dlq and the server section's connection limits (all but
+// write_timeout) apply only on a restart; a change to them is kept as a
 // warning in Status.
 func (s *Server) Reload(cfg *config.Config) error {
 	if cfg == nil {
@@ -232,6 +233,11 @@ func restartWarnings(old, cfg *config.Config, ws []string) []string {
 	}
 	if old.Log != cfg.Log {
 		ws = append(ws, "log changed: applies on restart")
+	}
+	o, n := old.Server, cfg.Server
+	o.WriteTimeout, n.WriteTimeout = 0, 0 // applies at once, to each answer
+	if o != n {
+		ws = append(ws, "server changed: read_header_timeout, idle_timeout, max_header_bytes and max_connections apply on restart")
 	}
 	return ws
 }

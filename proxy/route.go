@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"cmp"
 	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
@@ -33,7 +35,11 @@ type route struct {
 	failStatus   map[int]bool     // retry_on_status: also failures
 	maxBody      int64
 	queue        bool
-	cache        *cacheSlot // nil without fallback.stale_cache
+	queueMethods map[string]bool // nil: every method but the safe ones
+	bodyTimeout  time.Duration   // bounds reading the request body
+	writeTimeout time.Duration   // bounds writing an answer; 0: none
+	trustClient  bool            // pass the client's Sluice-* headers on
+	cache        *cacheSlot      // nil without fallback.stale_cache
 }
 
 // upstream is one upstream of a route with its breaker and timeout.
@@ -47,15 +53,28 @@ type upstream struct {
 func newRoute(s *Server, cfg *config.Config, b config.BuiltRoute, c *cacheSlot) *route {
 	rc := b.Route
 	rt := &route{
-		s:        s,
-		name:     rc.Name,
-		prefix:   rc.Match.PathPrefix,
-		host:     strings.ToLower(rc.Match.Host),
-		limiters: b.Limiters,
-		hasRetry: b.Retry != nil,
-		maxBody:  int64(rc.MaxRetryBody),
-		queue:    rc.OnExhausted == config.OnExhaustedQueue,
-		cache:    c,
+		s:           s,
+		name:        rc.Name,
+		prefix:      rc.Match.PathPrefix,
+		host:        strings.ToLower(rc.Match.Host),
+		limiters:    b.Limiters,
+		hasRetry:    b.Retry != nil,
+		maxBody:     int64(rc.MaxRetryBody),
+		queue:       rc.OnExhausted == config.OnExhaustedQueue,
+		trustClient: rc.TrustClientHeaders,
+		cache:       c,
+	}
+	var limit time.Duration // the route's timeout, 0 if none
+	if b.Timeout != nil {
+		limit = b.Timeout.Limit()
+	}
+	rt.bodyTimeout = cmp.Or(rc.BodyTimeout, limit, config.DefaultBodyTimeout)
+	rt.writeTimeout = max(cfg.Server.WriteTimeout, limit)
+	if len(rc.QueueMethods) > 0 {
+		rt.queueMethods = map[string]bool{}
+		for _, m := range rc.QueueMethods {
+			rt.queueMethods[m] = true
+		}
 	}
 	if rt.host != "" {
 		_, _, err := net.SplitHostPort(rt.host)
@@ -156,6 +175,75 @@ func cleanPath(p string) string {
 		c += "/"
 	}
 	return c
+}
+
+// ambiguousPath reports whether r's path could be read as another path by
+// the upstream or a server behind it than the one the route matched: it has
+// "." or ".." segments (also with path parameters, "..;"), empty segments
+// ("//"), a backslash or NUL, an encoded slash or backslash (%2F, %5C), or
+// an encoded dot, slash or backslash encoded once more (%252E). The proxy
+// refuses such requests with 400 instead of guessing which reading the
+// upstream will take. It does not allocate.
+func ambiguousPath(r *http.Request) bool {
+	p := r.URL.Path
+	if p == "" || p[0] != '/' {
+		return false // "*" (OPTIONS *) or an authority (CONNECT)
+	}
+	if strings.ContainsAny(p, "\\\x00") || strings.Contains(p, "//") || hasEncoded(p, "2e", "2f", "5c") {
+		return true
+	}
+	if hasEncoded(r.URL.RawPath, "2f", "5c") {
+		return true
+	}
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// hasEncoded reports whether s holds "%" followed by one of the hex pairs
+// given in lower case, in either case.
+func hasEncoded(s string, pairs ...string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); {
+		for _, pair := range pairs {
+			if lower(s[i+1]) == pair[0] && lower(s[i+2]) == pair[1] {
+				return true
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// queues reports whether a failed request with this method may go to the
+// dead-letter queue: a method the route lists in queue_methods, or, when it
+// lists none, any method but the safe ones (RFC 9110 §9.2.1), whose replayed
+// answer nobody would read.
+func (rt *route) queues(method string) bool {
+	if rt.queueMethods != nil {
+		return rt.queueMethods[method]
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
 }
 
 // idempotent reports whether r may be sent more than once: its method is

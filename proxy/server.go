@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -254,7 +255,9 @@ func openStore(st config.Storage, clock sluice.Clock) (dlq.Store, error) {
 			return nil, fmt.Errorf("proxy: storage.dlq: %w", err)
 		}
 	}
-	b, err := dlq.OpenBolt(target, dlq.Options{Clock: clock})
+	// Room for the largest request a queueing route keeps, with its header:
+	// config.Parse holds max_retry_body to this limit.
+	b, err := dlq.OpenBolt(target, dlq.Options{Clock: clock, MaxMessageBytes: int(config.DLQRecordBytes)})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: storage.dlq: %w", err)
 	}
@@ -349,20 +352,15 @@ func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error
 	}()
 
 	errc := make(chan error, 2)
-	proxySrv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	sc := s.Config().Server
+	proxySrv := s.httpServer(s.Handler(), sc)
+	proxyLn = limitConns(proxyLn, sc.MaxConnections)
 	go func() { errc <- proxySrv.Serve(proxyLn) }()
 	servers := 1
 	var adminSrv *http.Server
 	if adminLn != nil {
-		adminSrv = &http.Server{
-			Handler:           s.AdminHandler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		}
+		adminSrv = s.httpServer(s.AdminHandler(), sc)
+		adminSrv.WriteTimeout = config.DefaultAdminWriteTimeout
 		go func() { errc <- adminSrv.Serve(adminLn) }()
 		servers++
 	}
@@ -399,6 +397,20 @@ func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error
 		err = nil
 	}
 	return err
+}
+
+// httpServer is an http.Server for h with the connection limits of sc. It
+// sets no WriteTimeout: net/http's counts from the end of the request header,
+// so it would cut a long answer short whatever its route's timeout; the
+// proxy bounds each answer's writing itself (see route.writeTimeout).
+func (s *Server) httpServer(h http.Handler, sc config.Server) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cmp.Or(sc.ReadHeaderTimeout, config.DefaultReadHeaderTimeout),
+		IdleTimeout:       cmp.Or(sc.IdleTimeout, config.DefaultIdleTimeout),
+		MaxHeaderBytes:    int(cmp.Or(sc.MaxHeaderBytes, config.DefaultMaxHeaderBytes)),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 }
 
 func isLoopbackAddr(a net.Addr) bool {

@@ -74,7 +74,10 @@ func (rt *route) proxyUpgrade(w http.ResponseWriter, r *http.Request, up *upstre
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(up.url)
 			pr.Out.Host = ""
-			fwd := outgoingHeader(pr.In)
+			if !rt.trustClient {
+				removeSluiceHeaders(pr.Out.Header)
+			}
+			fwd := outgoingHeader(pr.In, rt.trustClient)
 			for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
 				pr.Out.Header[k] = fwd[k]
 			}
