@@ -167,12 +167,16 @@ func Classify(ctx context.Context, err error) Failure { return DefaultClassifier
 // is done, a context error is the caller's own cancellation (FailureCanceled,
 // not retryable) rather than a failure of the dependency. ctx may be nil.
 //
-// Built-in rules, after the user's: a failure marked ErrDoNotRetry is
-// FailureUnavailable and not retryable; a rejection by a policy in this
-// process (ErrRejected) is classified by the failure it wraps, if any (a
-// budget refusal wraps the last attempt's failure), made not retryable, and
-// is otherwise FailureRejected — retrying into an open breaker only adds
-// load, and a breaker must not open because a bulkhead inside it is full;
+// Built-in rules, after the user's: a rejection by a policy in this process
+// (ErrRejected) is classified by the failure it wraps, if any (a budget
+// refusal wraps the last attempt's failure), made not retryable, and is
+// otherwise FailureRejected — retrying into an open breaker only adds load,
+// and a breaker must not open because a bulkhead inside it is full; a
+// rejection that wraps an earlier call's failure (a RejectionCauser, such as
+// an open breaker's rejection wrapping the failure that opened it) is
+// FailureRejected whatever it wraps, and is not shown to the user's rules,
+// which would otherwise match that earlier failure; a failure marked
+// ErrDoNotRetry is FailureUnavailable and not retryable;
 // HTTP statuses by ClassifyStatus; context.DeadlineExceeded and
 // net.Error timeouts are FailureTimeout; connection refused, reset, broken
 // pipe, closed connections and temporary DNS failures are FailureNetwork; all
@@ -185,7 +189,7 @@ func (c *Classifier) Classify(ctx context.Context, err error) Failure {
 	if ctx != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return Failure{Type: FailureCanceled}
 	}
-	if c != nil {
+	if c != nil && !wrapsPastCause(err) {
 		for i := range c.Rules {
 			r := &c.Rules[i]
 			if r.matches(err) {
@@ -200,12 +204,33 @@ func (c *Classifier) Classify(ctx context.Context, err error) Failure {
 	return classifyBuiltin(err)
 }
 
+// RejectionCauser is implemented by a rejection (an error matching
+// ErrRejected) that wraps an earlier call's failure — the one that made the
+// policy start shedding, as an open breaker's rejection wraps the failure
+// that opened it — rather than a failure of the rejected call.
+// RejectionCause returns that failure. The classifier does not classify
+// such a rejection by what it wraps: the rejected call never reached the
+// dependency, so it is FailureRejected, and a breaker outside does not
+// count it.
+type RejectionCauser interface {
+	error
+	RejectionCause() error
+}
+
+// wrapsPastCause reports whether err's chain holds a RejectionCauser.
+func wrapsPastCause(err error) bool {
+	var rc RejectionCauser
+	return errors.As(err, &rc)
+}
+
 func classifyBuiltin(err error) Failure {
-	if errors.Is(err, ErrDoNotRetry) {
-		return Failure{Type: FailureUnavailable}
-	}
+	// Rejections first: one may wrap a failure marked ErrDoNotRetry that an
+	// earlier call met, which must not make the rejection count as one.
 	if errors.Is(err, ErrRejected) {
 		return classifyRejection(err)
+	}
+	if errors.Is(err, ErrDoNotRetry) {
+		return Failure{Type: FailureUnavailable}
 	}
 	var sc StatusCoder
 	if errors.As(err, &sc) {
@@ -275,6 +300,9 @@ func ClassifyStatus(code int) Failure {
 // last attempt's error under a budget refusal counts against the dependency,
 // a bare bulkhead or limiter rejection does not.
 func classifyRejection(err error) Failure {
+	if _, ok := err.(RejectionCauser); ok {
+		return Failure{Type: FailureRejected}
+	}
 	for _, inner := range unwrapAll(err) {
 		if inner == nil {
 			continue

@@ -332,3 +332,42 @@ func TestRejectionsClassifiedByWhatTheyWrap(t *testing.T) {
 		t.Errorf("do-not-retry: %+v, want FailureUnavailable, counted, not retryable", f)
 	}
 }
+
+// pastCause is a rejection that wraps an earlier call's failure, as an open
+// breaker's wraps the failure that opened it.
+type pastCause struct{ cause error }
+
+func (p pastCause) Error() string             { return "circuit open" }
+func (p pastCause) Is(target error) bool      { return target == sluice.ErrRejected }
+func (p pastCause) Unwrap() error             { return p.cause }
+func (p pastCause) RejectionCause() error     { return p.cause }
+func (p pastCause) RetryAfter() time.Duration { return time.Second }
+
+// A rejection wrapping an earlier call's failure is FailureRejected whatever
+// that failure is — a network error, a downstream final answer, a status a
+// user rule knows — so no breaker counts it and no retry repeats it; a
+// budget refusal wrapping it is a rejection too.
+func TestRejectionWrappingAPastCauseIsRejected(t *testing.T) {
+	ctx := context.Background()
+	rules := &sluice.Classifier{Rules: []sluice.Rule{
+		{Statuses: []int{503}, Type: sluice.FailureUnavailable, Retryable: true},
+		{As: sluice.ErrorAs[*net.OpError](), Type: sluice.FailureNetwork, Retryable: true},
+	}}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"network failure", pastCause{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}},
+		{"status 503", pastCause{&sluice.StatusError{Code: 503}}},
+		{"downstream final answer", pastCause{fmt.Errorf("below: %w", sluice.ErrDoNotRetry)}},
+		{"wrapped", fmt.Errorf("attempt: %w", pastCause{&sluice.StatusError{Code: 503}})},
+		{"under a budget refusal", errors.Join(sluice.ErrRejected, pastCause{&sluice.StatusError{Code: 502}})},
+		{"no cause", pastCause{}},
+	} {
+		for _, c := range []*sluice.Classifier{sluice.DefaultClassifier, rules} {
+			if f := c.Classify(ctx, tc.err); f.Type != sluice.FailureRejected || f.Retryable || f.IsFailure() || !f.Failed() {
+				t.Errorf("%s (%d user rules): %+v, want FailureRejected, not retryable", tc.name, len(c.Rules), f)
+			}
+		}
+	}
+}

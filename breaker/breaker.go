@@ -90,7 +90,8 @@ type Breaker struct {
 	rej  atomic.Pointer[rejection] // the current open period's error
 	set  atomic.Pointer[settings]
 	name string
-	// Errors of the rejections that carry no time; built once.
+	// Errors of the rejections that carry no time: forcedErr built once,
+	// busyErr once per half-open period (it carries the trip's cause).
 	busyErr, forcedErr *rejection
 	_                  [64]byte // the counters below are written on every call
 
@@ -108,6 +109,7 @@ type Breaker struct {
 	opens       int             // openings since the last successful close
 	probeAt     time.Time       // end of the open period
 	openRej     *rejection      // error of the current open period
+	trip        Trip            // the figures of the latest opening
 	probesOut   int             // half-open probes admitted, not finished
 	probeOK     int             // half-open probe successes
 	progress    time.Time       // last half-open progress: entry, first probe out, a probe finishing
@@ -224,7 +226,7 @@ func (b *Breaker) executeClosed(ctx context.Context, next sluice.Next, w uint64)
 	finished := false
 	defer func() {
 		if !finished { // next (or IsFailure) panicked, or called runtime.Goexit
-			b.finish(b.set.Load(), p, false, time.Time{}, Failure)
+			b.finish(b.set.Load(), p, false, time.Time{}, Failure, nil)
 		}
 	}()
 	err = next.Run(ctx)
@@ -239,7 +241,7 @@ func (b *Breaker) executeClosed(ctx context.Context, next sluice.Next, w uint64)
 		o = s.classify(ctx, err)
 	}
 	finished = true
-	b.finish(s, p, false, time.Time{}, o)
+	b.finish(s, p, false, time.Time{}, o, err)
 	return err
 }
 
@@ -256,7 +258,7 @@ func (b *Breaker) execute(ctx context.Context, next sluice.Next) (err error) {
 	finished := false
 	defer func() {
 		if !finished {
-			b.finish(s, p, timed, now, Failure)
+			b.finish(s, p, timed, now, Failure, nil)
 		}
 	}()
 	err = next.Run(ctx)
@@ -265,7 +267,7 @@ func (b *Breaker) execute(ctx context.Context, next sluice.Next) (err error) {
 		o = s.classify(ctx, err)
 	}
 	finished = true
-	b.finish(s, p, timed, now, o)
+	b.finish(s, p, timed, now, o, err)
 	return err
 }
 
@@ -322,8 +324,9 @@ func (s *settings) classify(ctx context.Context, err error) Outcome {
 }
 
 // finish records the outcome of a call admitted by Execute at start; timed
-// says whether to measure it against SlowCallDuration.
-func (b *Breaker) finish(s *settings, p Permit, timed bool, start time.Time, o Outcome) {
+// says whether to measure it against SlowCallDuration. err is the call's
+// error, kept as the cause if the outcome opens the breaker.
+func (b *Breaker) finish(s *settings, p Permit, timed bool, start time.Time, o Outcome, err error) {
 	var now time.Time
 	slow := false
 	if timed {
@@ -337,7 +340,7 @@ func (b *Breaker) finish(s *settings, p Permit, timed bool, start time.Time, o O
 	if !timed {
 		now = s.clock.Now()
 	}
-	b.record(now, s, p, o, slow, true)
+	b.record(now, s, p, o, slow, true, err)
 }
 
 // Permit is the right to make one call, granted by Allow. Report the call's
@@ -368,7 +371,7 @@ func (p Permit) Done(now time.Time, o Outcome, elapsed time.Duration) {
 		b.successes.Inc()
 		return
 	}
-	b.record(now, s, p, o, slow, false)
+	b.record(now, s, p, o, slow, false, nil)
 }
 
 // Allow decides, at time now, whether a call may go ahead. It returns a
@@ -435,8 +438,9 @@ func (b *Breaker) allowLocked(now time.Time, clocked bool) (Permit, error) {
 	return p, err
 }
 
-// record counts an outcome that may change the rules.
-func (b *Breaker) record(now time.Time, s *settings, p Permit, o Outcome, slow, clocked bool) {
+// record counts an outcome that may change the rules; err is the call's
+// error when known.
+func (b *Breaker) record(now time.Time, s *settings, p Permit, o Outcome, slow, clocked bool, err error) {
 	if o == Success {
 		b.successes.Inc()
 	}
@@ -454,9 +458,9 @@ func (b *Breaker) record(now time.Time, s *settings, p Permit, o Outcome, slow, 
 	if p.gen == b.gen && b.mode != modeForcedOpen {
 		switch {
 		case p.kind == permitClosed && b.state == ruleClosed:
-			b.recordClosedLocked(now, s, o, slow)
+			b.recordClosedLocked(now, s, o, slow, err)
 		case p.kind == permitProbe && b.state == ruleHalfOpen:
-			b.recordProbeLocked(now, s, o, slow)
+			b.recordProbeLocked(now, s, o, slow, err)
 		}
 	}
 	if clocked {
@@ -466,7 +470,7 @@ func (b *Breaker) record(now time.Time, s *settings, p Permit, o Outcome, slow, 
 	b.unlockAndNotify()
 }
 
-func (b *Breaker) recordClosedLocked(now time.Time, s *settings, o Outcome, slow bool) {
+func (b *Breaker) recordClosedLocked(now time.Time, s *settings, o Outcome, slow bool, err error) {
 	if o == Ignored {
 		return
 	}
@@ -491,17 +495,26 @@ func (b *Breaker) recordClosedLocked(now time.Time, s *settings, o Outcome, slow
 	if b.mode == modeDisabled {
 		return
 	}
-	trip := s.failureThreshold > 0 && b.consecutive >= s.failureThreshold
-	if !trip && c.Calls >= s.minCalls {
-		trip = s.failureRate > 0 && c.FailureRate() >= s.failureRate ||
-			s.slowRate > 0 && c.SlowRate() >= s.slowRate
+	why := TripNone
+	switch {
+	case s.failureThreshold > 0 && b.consecutive >= s.failureThreshold:
+		why = TripConsecutive
+	case c.Calls < s.minCalls:
+	case s.failureRate > 0 && c.FailureRate() >= s.failureRate:
+		why = TripFailureRate
+	case s.slowRate > 0 && c.SlowRate() >= s.slowRate:
+		why = TripSlowRate
 	}
-	if trip {
-		b.toOpenLocked(now, s)
+	if why != TripNone {
+		b.toOpenLocked(now, s, Trip{
+			Reason: why, Calls: c.Calls, Failures: c.Failures,
+			FailureRate: c.FailureRate(), SlowRate: c.SlowRate(),
+			ConsecutiveFailures: b.consecutive, Cause: err,
+		})
 	}
 }
 
-func (b *Breaker) recordProbeLocked(now time.Time, s *settings, o Outcome, slow bool) {
+func (b *Breaker) recordProbeLocked(now time.Time, s *settings, o Outcome, slow bool, err error) {
 	if b.probesOut > 0 {
 		b.probesOut--
 	}
@@ -509,7 +522,7 @@ func (b *Breaker) recordProbeLocked(now time.Time, s *settings, o Outcome, slow 
 	switch {
 	case o == Ignored:
 	case o == Failure || slow && s.slowRate > 0:
-		b.toOpenLocked(now, s)
+		b.toOpenLocked(now, s, b.probeTripLocked(o, slow, err))
 	default:
 		b.probeOK++
 		if b.probeOK >= s.successThreshold {
@@ -517,6 +530,21 @@ func (b *Breaker) recordProbeLocked(now time.Time, s *settings, o Outcome, slow 
 			b.toClosedLocked(now, s)
 		}
 	}
+}
+
+// probeTripLocked returns the figures of a trip by the probe that just
+// finished with outcome o, after probeOK probes of this half-open period
+// succeeded.
+func (b *Breaker) probeTripLocked(o Outcome, slow bool, err error) Trip {
+	t := Trip{Reason: TripProbeSlow, Calls: int64(b.probeOK) + 1, Cause: err}
+	if o == Failure {
+		t.Reason, t.Failures, t.ConsecutiveFailures = TripProbeFailed, 1, 1
+	}
+	t.FailureRate = float64(t.Failures) / float64(t.Calls)
+	if slow {
+		t.SlowRate = 1 / float64(t.Calls)
+	}
+	return t
 }
 
 func later(a, b time.Time) time.Time {
@@ -539,22 +567,26 @@ func (b *Breaker) advanceLocked(now time.Time, s *settings) {
 		case b.state == ruleOpen && !now.Before(b.probeAt):
 			b.toHalfOpenLocked(b.probeAt)
 		case b.state == ruleHalfOpen && b.probesOut > 0 && !now.Before(b.progress.Add(s.halfOpenMaxWait)):
-			b.toOpenLocked(b.progress.Add(s.halfOpenMaxWait), s)
+			b.toOpenLocked(b.progress.Add(s.halfOpenMaxWait), s,
+				Trip{Reason: TripProbeHung, Calls: int64(b.probeOK)})
 		default:
 			return
 		}
 	}
 }
 
-// toOpenLocked opens the breaker at time at, for the next open period.
-func (b *Breaker) toOpenLocked(at time.Time, s *settings) {
+// toOpenLocked opens the breaker at time at, for the next open period, for
+// the reason and with the figures of t.
+func (b *Breaker) toOpenLocked(at time.Time, s *settings, t Trip) {
 	from := b.state
+	t.At = at
+	b.trip = t
 	b.probeAt = at.Add(s.openDuration(b.opens))
 	b.opens++
 	b.gen++
 	b.state = ruleOpen
 	b.probesOut, b.probeOK = 0, 0
-	b.openRej = &rejection{b: b, gen: b.gen, probeAt: b.probeAt, kind: rejectOpen}
+	b.openRej = &rejection{b: b, gen: b.gen, probeAt: b.probeAt, cause: t.Cause, kind: rejectOpen}
 	b.rej.Store(b.openRej) // before the word that names this generation
 	b.ruleChangeLocked(from, at)
 }
@@ -565,6 +597,9 @@ func (b *Breaker) toHalfOpenLocked(at time.Time) {
 	b.state = ruleHalfOpen
 	b.probesOut, b.probeOK = 0, 0
 	b.progress = at
+	if b.busyErr.cause != b.trip.Cause {
+		b.busyErr = &rejection{b: b, kind: rejectBusy, cause: b.trip.Cause}
+	}
 	b.ruleChangeLocked(from, at)
 }
 
@@ -789,12 +824,18 @@ func (b *Breaker) statsAt(now time.Time, clocked bool) Stats {
 		ProbesInFlight:      b.probesOut,
 		Opens:               b.opens,
 		InState:             max(0, now.Sub(b.since)),
+		LastTrip:            b.trip,
 	}
 	if b.mode == modeMetricsOnly {
 		st.Shadow = State(b.state)
 	}
-	if b.state == ruleOpen && (b.mode == modeAuto || b.mode == modeMetricsOnly) {
-		st.NextProbeIn = max(0, b.probeAt.Sub(now))
+	if b.mode == modeAuto || b.mode == modeMetricsOnly {
+		switch b.state {
+		case ruleOpen:
+			st.NextProbeIn = max(0, b.probeAt.Sub(now))
+		case ruleHalfOpen:
+			st.ProbeSuccesses = b.probeOK
+		}
 	}
 	b.unlockAndNotify()
 	st.Successes = b.successes.Load()

@@ -11,8 +11,12 @@ import (
 // ErrOpen is the sentinel of every rejection by a breaker: it is open, forced
 // open, or half-open with every probe slot taken. Test for it with
 // errors.Is; the error returned also satisfies errors.Is(err,
-// sluice.ErrRejected) and has a RetryAfter method giving the time until the
-// next probe (zero when that is unknown).
+// sluice.ErrRejected), has a RetryAfter method giving the time until the
+// next probe (zero when that is unknown), and wraps the failure that opened
+// the breaker (Trip.Cause), which errors.As and errors.Unwrap reach. The
+// rejection is built once per open period, so rejecting allocates nothing.
+// Test for ErrOpen before looking for the cause's type: errors.As finds a
+// *net.OpError in a rejection as in the failure itself.
 var ErrOpen = errors.New("breaker: circuit open")
 
 const (
@@ -28,6 +32,7 @@ type rejection struct {
 	b       *Breaker
 	gen     uint64    // generation of the open period it belongs to
 	probeAt time.Time // when that period ends
+	cause   error     // the failure that opened the breaker, if known
 	kind    uint8
 }
 
@@ -45,6 +50,17 @@ func (r *rejection) Error() string {
 	}
 	return prefix + ": circuit open"
 }
+
+// Unwrap returns the failure that opened the breaker (Trip.Cause), so that
+// errors.As and errors.Unwrap reach it, as an inner exception; nil for a
+// forced-open breaker and when the cause is unknown.
+func (r *rejection) Unwrap() error { return r.cause }
+
+// RejectionCause returns the same failure. It marks the rejection for
+// sluice's classifier as one whose wrapped error is an earlier call's
+// failure, not this call's: the rejection stays FailureRejected, so that an
+// outer breaker does not count it and a retry does not repeat it.
+func (r *rejection) RejectionCause() error { return r.cause }
 
 // Is reports whether target is ErrOpen or sluice.ErrRejected.
 func (r *rejection) Is(target error) bool {

@@ -149,10 +149,9 @@ func TestExecuteClassification(t *testing.T) {
 	b := MustNew(Config{FailureThreshold: 100, Clock: clock})
 	p := sluice.NewPipeline(b)
 
-	// The caller's own cancellation counts as neither.
+	// The caller's own cancellation, during the call, counts as neither.
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := p.Do(ctx, func(ctx context.Context) error { return ctx.Err() })
+	err := p.Do(ctx, func(ctx context.Context) error { cancel(); return ctx.Err() })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
@@ -174,7 +173,8 @@ func TestExecuteClassification(t *testing.T) {
 	q := sluice.NewPipeline(c)
 	_ = q.Do(context.Background(), failCall)
 	_ = q.Do(context.Background(), func(context.Context) error { return &sluice.StatusError{Code: 503} })
-	_ = q.Do(ctx, func(ctx context.Context) error { return ctx.Err() })
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	_ = q.Do(ctx2, func(ctx context.Context) error { cancel2(); return ctx.Err() })
 	_ = q.Do(context.Background(), okCall)
 	if s := c.Stats(); s.Successes != 2 || s.Failures != 1 || s.Ignored != 1 || len(asked) != 2 {
 		t.Fatalf("predicate classification: %+v, asked %v", s, asked)

@@ -88,6 +88,68 @@ type StateChange struct {
 	MetricsOnly bool
 }
 
+// TripReason names the rule that opened a breaker.
+type TripReason uint8
+
+// The reasons a breaker opens. TripNone is the zero Trip's: it never opened.
+const (
+	TripNone TripReason = iota
+	// TripConsecutive is FailureThreshold consecutive failures.
+	TripConsecutive
+	// TripFailureRate is the window's failure rate reaching
+	// FailureRateThreshold.
+	TripFailureRate
+	// TripSlowRate is the window's slow-call rate reaching
+	// SlowCallRateThreshold.
+	TripSlowRate
+	// TripProbeFailed is a half-open probe that failed.
+	TripProbeFailed
+	// TripProbeSlow is a half-open probe slower than SlowCallDuration, with
+	// SlowCallRateThreshold set.
+	TripProbeSlow
+	// TripProbeHung is probes that did not finish within HalfOpenMaxWait.
+	TripProbeHung
+)
+
+var tripNames = [...]string{"none", "consecutive-failures", "failure-rate", "slow-call-rate", "probe-failed", "probe-slow", "probe-hung"}
+
+// String returns the reason's name as used in reports and JSON
+// ("failure-rate", "probe-failed", ...).
+func (r TripReason) String() string {
+	if int(r) < len(tripNames) {
+		return tripNames[r]
+	}
+	return "TripReason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// MarshalText returns String, so that reasons read well in JSON.
+func (r TripReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// Trip is the figures with which a breaker last opened under its rules:
+// what an operator needs to see while it is open, when its window has moved
+// on or emptied. A trip from closed reports the window at that moment; a
+// trip from half-open reports the probes of that half-open period.
+type Trip struct {
+	// At is when the breaker opened; the zero Time if it never has.
+	At time.Time
+	// Reason is the rule that opened it.
+	Reason TripReason
+	// Calls is the number of calls the rule looked at: the window's, or the
+	// probes finished in the half-open period (the one that re-opened it
+	// included). Failures of them failed.
+	Calls, Failures int64
+	// FailureRate and SlowRate are the shares of Calls that failed or were
+	// slow.
+	FailureRate, SlowRate float64
+	// ConsecutiveFailures is the run of failures that ended with the trip.
+	ConsecutiveFailures int
+	// Cause is the error of the call that opened the breaker: nil when that
+	// call did not fail (a slow success), for hung probes, and for outcomes
+	// reported through Permit.Done, which carries no error. Rejections
+	// during the open period wrap it.
+	Cause error
+}
+
 // Stats is a snapshot of a Breaker. Counters are totals since New; rates
 // are over the current window.
 type Stats struct {
@@ -132,4 +194,14 @@ type Stats struct {
 	// NextProbeIn is, when open, the time until probes are admitted; zero
 	// otherwise.
 	NextProbeIn time.Duration
+
+	// LastTrip is the figures of the latest opening under the rules (kept
+	// after the breaker closes again; the zero Trip if it never opened).
+	// The window's own figures above describe the window now, which while
+	// open holds only what it held at the trip, ageing out of a TimeWindow.
+	LastTrip Trip
+	// ProbeSuccesses is, when half-open, the probes of this half-open period
+	// that succeeded (SuccessThreshold of them close the breaker); zero
+	// otherwise. A failed probe re-opens it (see LastTrip).
+	ProbeSuccesses int
 }

@@ -199,10 +199,11 @@ func TestWhichFailuresFallBack(t *testing.T) {
 			f := mustNew(t, fallback.Config[int]{Default: &def, ShouldFallback: tc.should})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			if tc.cancel {
-				cancel()
+			call := fail[int](tc.err)
+			if tc.cancel { // the caller leaves while the primary runs
+				call = func(context.Context) (int, error) { cancel(); return 0, tc.err }
 			}
-			v, o, err := get(ctx, f, fail[int](tc.err))
+			v, o, err := get(ctx, f, call)
 			s := f.Stats()
 			if tc.want {
 				if err != nil || v != 7 || o.Branch != fallback.BranchDefault || s.Default != 1 {

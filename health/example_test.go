@@ -62,6 +62,7 @@ func Example() {
 	//   Alerts:
 	//     - Circuit breaker 'payments' has been open for 360.0 seconds
 	//   payments: open for 6m0s (next probe in 4m0s), failure rate 100.00% of 5 calls, 0 rejected
+	//     tripped at 00:00:00 UTC by 5 consecutive failures; cause: connection reset
 	//   search: closed for 6m0s, failure rate 0.00% of 0 calls, 0 rejected
 	//
 	// Resource Bulkheads:

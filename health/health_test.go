@@ -480,3 +480,56 @@ func TestConcurrentEvaluate(t *testing.T) {
 		t.Fatalf("after 200 calls: %+v %+v", r.Retries[0], r.Breakers.Items[0])
 	}
 }
+
+// An open breaker's report explains it with the figures that tripped it,
+// after its window has emptied: in the JSON (failure_rate, window_calls and
+// trip) and in the text; half-open, it reports the probes.
+func TestOpenBreakerReportExplainsTheTrip(t *testing.T) {
+	reg, clock := newRegistry(t)
+	br, _ := reg.Breaker("payments", breaker.Config{
+		FailureRateThreshold: 0.5, MinimumCalls: 10, WindowType: breaker.TimeWindow, WindowDuration: 10 * time.Second,
+		OpenFor: 30 * time.Second, HalfOpenCalls: 2, SuccessThreshold: 3,
+	})
+	m := newMonitor(t, health.Config{Registry: reg})
+	ctx := context.Background()
+	calls(t, 4, nil, br)
+	calls(t, 6, errBoom, br) // 60 % of 10 calls: open at t0
+	clock.Advance(20 * time.Second)
+
+	r := m.Evaluate(ctx)
+	x := r.Breakers.Items[0]
+	if x.State != "open" || x.FailureRate != 0.6 || x.WindowCalls != 10 {
+		t.Errorf("open breaker reported %s, failure rate %v of %d calls; want open, 0.6 of 10", x.State, x.FailureRate, x.WindowCalls)
+	}
+	want := health.TripReport{At: t0, Reason: "failure-rate", Calls: 10, Failures: 6, FailureRate: 0.6, ConsecutiveFailures: 6, Cause: "boom"}
+	if x.Trip == nil || *x.Trip != want {
+		t.Errorf("Trip = %+v, want %+v", x.Trip, want)
+	}
+	js, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(js); !strings.Contains(s, `"trip":{"at":"2026-03-01T12:00:00Z","reason":"failure-rate","calls":10,"failures":6,"failure_rate":0.6,"slow_call_rate":0,"consecutive_failures":6,"cause":"boom"}`) {
+		t.Errorf("JSON lacks the trip: %s", s)
+	}
+	text := r.String()
+	for _, w := range []string{
+		"payments: open for 20s (next probe in 10s), failure rate 60.00% of 10 calls, 0 rejected",
+		"tripped at 12:00:00 UTC by the failure rate: 60.00% of 10 calls failed; cause: boom",
+	} {
+		if !strings.Contains(text, w) {
+			t.Errorf("text report lacks %q:\n%s", w, text)
+		}
+	}
+
+	clock.Advance(10 * time.Second) // half-open
+	calls(t, 1, nil, br)
+	r = m.Evaluate(ctx)
+	x = r.Breakers.Items[0]
+	if x.State != "half-open" || x.WindowCalls != 1 || x.FailureRate != 0 || x.ProbeSuccesses != 1 {
+		t.Errorf("half-open breaker reported %s, %v of %d calls, %d probe successes; want the one probe", x.State, x.FailureRate, x.WindowCalls, x.ProbeSuccesses)
+	}
+	if text := r.String(); !strings.Contains(text, "payments: half-open for 0s, 1 probe succeeded, 0 in flight, 0 rejected") {
+		t.Errorf("text report lacks the probes:\n%s", text)
+	}
+}

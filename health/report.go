@@ -69,14 +69,110 @@ type BreakerReport struct {
 	InStateSeconds float64 `json:"in_state_seconds"`
 	// NextProbeSeconds is, when open, the time until probes are admitted.
 	NextProbeSeconds float64 `json:"next_probe_seconds"`
-	// FailureRate is the share of failures among the WindowCalls calls in
-	// the breaker's own sliding window.
+	// FailureRate and SlowRate are the shares of the WindowCalls calls that
+	// failed or were slow, the figures that explain the state: closed, the
+	// breaker's own sliding window; open, the window when it tripped (Trip),
+	// since while open the window only ages; half-open, the probes of this
+	// half-open period (a failed probe re-opens it, so they all succeeded).
 	FailureRate float64 `json:"failure_rate"`
+	SlowRate    float64 `json:"slow_call_rate"`
 	WindowCalls int64   `json:"window_calls"`
+	// ProbeSuccesses is, when half-open, the probes that succeeded so far;
+	// ProbesInFlight the probes not finished.
+	ProbeSuccesses int `json:"probe_successes"`
+	ProbesInFlight int `json:"probes_in_flight"`
 	// Calls, Failures and Rejected are totals since the breaker was made.
 	Calls    int64 `json:"calls"`
 	Failures int64 `json:"failures"`
 	Rejected int64 `json:"rejected"`
+	// Trip is the breaker's latest opening under its rules, when it is open
+	// or half-open; absent otherwise.
+	Trip *TripReport `json:"trip,omitempty"`
+}
+
+// TripReport is why and when a breaker opened, from breaker.Trip.
+type TripReport struct {
+	// At is when it opened.
+	At time.Time `json:"at"`
+	// Reason is the rule that opened it, as breaker.TripReason.String
+	// spells it: consecutive-failures, failure-rate, slow-call-rate,
+	// probe-failed, probe-slow or probe-hung.
+	Reason string `json:"reason"`
+	// Calls is the number of calls the rule looked at (the window's, or the
+	// probes of a half-open period) and Failures those that failed;
+	// FailureRate and SlowRate are shares of Calls.
+	Calls               int64   `json:"calls"`
+	Failures            int64   `json:"failures"`
+	FailureRate         float64 `json:"failure_rate"`
+	SlowRate            float64 `json:"slow_call_rate"`
+	ConsecutiveFailures int     `json:"consecutive_failures"`
+	// Cause is the error of the call that opened it (at most 200 bytes),
+	// empty when that call did not fail or is unknown.
+	Cause string `json:"cause,omitempty"`
+}
+
+// maxCauseLen bounds the error text a report carries.
+const maxCauseLen = 200
+
+// breakerReport describes one breaker with the figures that explain its
+// state (see BreakerReport.FailureRate).
+func breakerReport(name string, s breaker.Stats) BreakerReport {
+	x := BreakerReport{
+		Name: name, State: s.State.String(),
+		InStateSeconds: s.InState.Seconds(), NextProbeSeconds: s.NextProbeIn.Seconds(),
+		FailureRate: s.FailureRate, SlowRate: s.SlowRate, WindowCalls: s.WindowCalls,
+		ProbeSuccesses: s.ProbeSuccesses, ProbesInFlight: s.ProbesInFlight,
+		Calls: s.Calls, Failures: s.Failures, Rejected: s.Rejected,
+	}
+	switch s.Shadow {
+	case breaker.StateOpen:
+		t := s.LastTrip
+		x.FailureRate, x.SlowRate, x.WindowCalls = t.FailureRate, t.SlowRate, t.Calls
+	case breaker.StateHalfOpen:
+		x.FailureRate, x.SlowRate, x.WindowCalls = 0, 0, int64(s.ProbeSuccesses)
+	default:
+		return x
+	}
+	if t := s.LastTrip; t.Reason != breaker.TripNone {
+		x.Trip = &TripReport{
+			At: t.At, Reason: t.Reason.String(), Calls: t.Calls, Failures: t.Failures,
+			FailureRate: t.FailureRate, SlowRate: t.SlowRate, ConsecutiveFailures: t.ConsecutiveFailures,
+		}
+		if t.Cause != nil {
+			x.Trip.Cause = t.Cause.Error()
+			if len(x.Trip.Cause) > maxCauseLen {
+				x.Trip.Cause = x.Trip.Cause[:maxCauseLen]
+			}
+		}
+	}
+	return x
+}
+
+// String describes the trip for the text report, e.g. "tripped at 12:00:00
+// UTC by the failure rate: 60.00% of 20 calls failed; cause: ...".
+func (t TripReport) String() string {
+	var why string
+	switch t.Reason {
+	case breaker.TripConsecutive.String():
+		why = fmt.Sprintf("%d consecutive failures", t.ConsecutiveFailures)
+	case breaker.TripFailureRate.String():
+		why = fmt.Sprintf("the failure rate: %s of %d calls failed", pct(t.FailureRate), t.Calls)
+	case breaker.TripSlowRate.String():
+		why = fmt.Sprintf("the slow-call rate: %s of %d calls slow", pct(t.SlowRate), t.Calls)
+	case breaker.TripProbeFailed.String():
+		why = fmt.Sprintf("a failed probe, after %d that succeeded", max(t.Calls-1, 0))
+	case breaker.TripProbeSlow.String():
+		why = fmt.Sprintf("a slow probe, after %d that succeeded", max(t.Calls-1, 0))
+	case breaker.TripProbeHung.String():
+		why = "probes that did not finish in time"
+	default:
+		why = t.Reason
+	}
+	out := "tripped at " + t.At.UTC().Format("15:04:05 UTC") + " by " + why
+	if t.Cause != "" {
+		out += "; cause: " + t.Cause
+	}
+	return out
 }
 
 // BulkheadReport is one bulkhead's load.
@@ -209,12 +305,7 @@ func build(now time.Time, window time.Duration, snap registry.Snapshot, w window
 		default:
 			bs.Closed++
 		}
-		bs.Items = append(bs.Items, BreakerReport{
-			Name: b.Name, State: s.State.String(),
-			InStateSeconds: s.InState.Seconds(), NextProbeSeconds: s.NextProbeIn.Seconds(),
-			FailureRate: s.FailureRate, WindowCalls: s.WindowCalls,
-			Calls: s.Calls, Failures: s.Failures, Rejected: s.Rejected,
-		})
+		bs.Items = append(bs.Items, breakerReport(b.Name, s))
 	}
 	if bs.Total > 0 {
 		// (total-open)/total rather than 1-open/total: exact at the 0.8 boundary.
@@ -406,7 +497,18 @@ func (r Report) WriteText(w io.Writer) error {
 		if x.NextProbeSeconds > 0 {
 			line += fmt.Sprintf(" (next probe in %v)", secs(x.NextProbeSeconds))
 		}
-		p("%s, failure rate %s of %d calls, %d rejected", line, pct(x.FailureRate), x.WindowCalls, x.Rejected)
+		if x.State == breaker.StateHalfOpen.String() {
+			noun := "probes"
+			if x.ProbeSuccesses == 1 {
+				noun = "probe"
+			}
+			p("%s, %d %s succeeded, %d in flight, %d rejected", line, x.ProbeSuccesses, noun, x.ProbesInFlight, x.Rejected)
+		} else {
+			p("%s, failure rate %s of %d calls, %d rejected", line, pct(x.FailureRate), x.WindowCalls, x.Rejected)
+		}
+		if x.Trip != nil {
+			p("    %s", x.Trip)
+		}
 	}
 	p("")
 

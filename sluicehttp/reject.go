@@ -48,7 +48,9 @@ func RejectionFor(err error) (r Rejection, ok bool) {
 		return Rejection{}, false
 	}
 	var nr *NoRetryError
-	if errors.As(err, &nr) {
+	// An open breaker's rejection wraps the failure that opened it, which
+	// may be a downstream layer's final answer: this layer's refusal wins.
+	if !errors.Is(err, breaker.ErrOpen) && errors.As(err, &nr) {
 		reason := nr.Reason
 		if reason == "" {
 			reason = ReasonRejected

@@ -152,3 +152,20 @@ func TestRetryAfterRoundsUp(t *testing.T) {
 		}
 	}
 }
+
+// An open breaker's rejection wraps the failure that opened it; when that
+// failure was a final answer from a sluice layer downstream (a
+// *NoRetryError), the rejection still maps to this layer's circuit-open,
+// not to the downstream layer's answer.
+func TestRejectionForOpenBreakerOpenedByAFinalAnswer(t *testing.T) {
+	b := breaker.MustNew(breaker.Config{Name: "up", FailureThreshold: 1, OpenFor: time.Minute})
+	defer b.Close()
+	p := sluice.NewPipeline(b)
+	below := &sluicehttp.NoRetryError{Code: 503, Reason: sluicehttp.ReasonBulkheadFull}
+	_ = p.Do(context.Background(), func(context.Context) error { return below })
+	err := p.Do(context.Background(), ok)
+	r, isRej := sluicehttp.RejectionFor(err)
+	if !isRej || r.Reason != sluicehttp.ReasonCircuitOpen || r.Status != http.StatusServiceUnavailable || r.RetryAfter <= 0 {
+		t.Errorf("RejectionFor(open breaker opened by %v) = %+v, %v; want 503 circuit-open with a Retry-After", below, r, isRej)
+	}
+}
