@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -150,6 +151,9 @@ func (d *decoder) syntaxError(err error, data []byte) {
 				line = min(line+1, max(1, bytes.Count(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))+1))
 			}
 			n.Line, msg = line, m[2]
+			if tl, tc, ok := indentTab(data, line, m[2]); ok {
+				n.Line, n.Column, msg = tl, tc, "a tab in the indentation: YAML does not allow tabs for indentation; use spaces"
+			}
 		}
 	} else if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
 		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
@@ -159,6 +163,33 @@ func (d *decoder) syntaxError(err error, data []byte) {
 		n.Line, n.Column = position(data, i)
 	}
 	d.errorf(n, "", "invalid YAML: %s", msg)
+}
+
+// indentTab finds the tab behind a YAML scanner error about line: the
+// line's own indentation for "cannot start any token" (which other
+// characters cause too), and the first indented line from line on for the
+// errors that name a tab, whose line is where the enclosing value began.
+func indentTab(data []byte, line int, msg string) (tabLine, tabCol int, ok bool) {
+	var last int // the last line the tab may be on
+	switch msg {
+	case "found character that cannot start any token":
+		last = line
+	case "found a tab character that violates indentation", "found a tab character where an indentation space is expected":
+		last = math.MaxInt
+	default:
+		return 0, 0, false
+	}
+	for i, text := range bytes.Split(data, []byte("\n")) {
+		n := i + 1
+		if n > last {
+			break
+		}
+		indent := len(text) - len(bytes.TrimLeft(text, " \t"))
+		if col := bytes.IndexByte(text[:indent], '\t'); n >= line && col >= 0 {
+			return n, col + 1, true // indentation is ASCII: bytes are columns
+		}
+	}
+	return 0, 0, false
 }
 
 // parserError reports whether a YAML error message comes from the parser
