@@ -5,7 +5,11 @@
 // runs the rest of the pipeline (the primary); when that fails, it tries:
 //
 //  1. the Alternatives, in order, each under its own (usually shorter)
-//     Timeout: another endpoint, a read replica, a queue-for-later;
+//     Timeout: another endpoint, a read replica, a queue-for-later. An
+//     alternative given as FnErr instead of Fn also receives the primary's
+//     failure and, under Get[T], the value returned with it, so it can
+//     answer by why the primary failed (an open breaker's rejection wraps
+//     the failure that opened it);
 //  2. the last good result of the primary for the call's key, if it is
 //     younger than LastGoodTTL;
 //  3. the Default value, if one is configured.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice"
+	"github.com/sluice-go/sluice/breaker"
 	"github.com/sluice-go/sluice/fallback"
 	"github.com/sluice-go/sluice/sluicetest"
 )
@@ -99,4 +100,41 @@ func Example_exhausted() {
 	// Output:
 	// fallback: exhausted: HTTP 502 Bad Gateway; alternative "replica": replica lagging
 	// true true
+}
+
+// An alternative given as FnErr answers knowing why the primary failed:
+// here an open breaker's rejection, which wraps the failure that opened it,
+// and the partial value the primary returned.
+func Example_fnErr() {
+	b := breaker.MustNew(breaker.Config{Name: "search", FailureThreshold: 1, OpenFor: time.Minute})
+	defer b.Close()
+	f, err := fallback.New(fallback.Config[[]string]{
+		Alternatives: []fallback.Alternative[[]string]{{
+			Name: "explain",
+			FnErr: func(ctx context.Context, partial []string, err error) ([]string, error) {
+				var se *sluice.StatusError
+				switch {
+				case errors.Is(err, breaker.ErrOpen) && errors.As(err, &se):
+					return []string{fmt.Sprintf("search is off: it answered %d", se.Code)}, nil
+				case len(partial) > 0:
+					return append(partial, "(incomplete)"), nil
+				}
+				return nil, err
+			},
+		}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	p := sluice.NewPipeline(f, b)
+	search := func(ctx context.Context) ([]string, error) {
+		return []string{"first hit"}, &sluice.StatusError{Code: 503}
+	}
+	v, err := sluice.Get(context.Background(), p, search) // fails, and opens the breaker
+	fmt.Println(v, err)
+	v, err = sluice.Get(context.Background(), p, search) // rejected by the open breaker
+	fmt.Println(v, err)
+	// Output:
+	// [first hit (incomplete)] <nil>
+	// [search is off: it answered 503] <nil>
 }

@@ -22,9 +22,18 @@ type Alternative[T any] struct {
 	// unique within a Config.
 	Name string
 
-	// Fn produces the substitute value. It must not be nil. It runs on the
-	// caller's goroutine under the caller's context, narrowed by Timeout.
+	// Fn produces the substitute value. It runs on the caller's goroutine
+	// under the caller's context, narrowed by Timeout. Exactly one of Fn and
+	// FnErr must be set.
 	Fn func(ctx context.Context) (T, error)
+
+	// FnErr is Fn for a substitute that depends on why the primary failed:
+	// err is the primary's failure, as Execute saw it (errors.Is and
+	// errors.As reach what it wraps, such as the failure that opened a
+	// breaker), and res is the value the primary returned with it under
+	// sluice.Get[T] — a partial result, say — or the zero T under Do. It runs
+	// as Fn does.
+	FnErr func(ctx context.Context, res T, err error) (T, error)
 
 	// Timeout bounds Fn, usually more tightly than the primary, since a
 	// degraded path should answer fast or not at all. If zero, Fn has no
@@ -206,8 +215,8 @@ func New[T any](cfg Config[T]) (*Fallback[T], error) {
 	}
 	seen := make(map[string]int, len(cfg.Alternatives))
 	for i, a := range cfg.Alternatives {
-		if a.Fn == nil {
-			return nil, fmt.Errorf("fallback: Config.Alternatives[%d].Fn must not be nil", i)
+		if (a.Fn == nil) == (a.FnErr == nil) {
+			return nil, fmt.Errorf("fallback: Config.Alternatives[%d]: exactly one of Fn and FnErr must be set", i)
 		}
 		if a.Timeout < 0 {
 			return nil, fmt.Errorf("fallback: Config.Alternatives[%d].Timeout must be >= 0, got %v", i, a.Timeout)
@@ -336,12 +345,16 @@ func (f *Fallback[T]) Execute(ctx context.Context, next sluice.Next) error {
 func (f *Fallback[T]) fallBack(ctx context.Context, err error, out *T) (Outcome, error) {
 	res := Outcome{Fallback: f.name, Err: err}
 	var failed []*AlternativeError
+	var last T // the primary's value, for FnErr
+	if out != nil {
+		last = *out
+	}
 	for i := range f.alts {
 		if ctx.Err() != nil {
 			break // the caller has gone; the branches below need no context
 		}
 		a := &f.alts[i]
-		v, aerr := a.run(ctx)
+		v, aerr := a.run(ctx, last, err)
 		if aerr == nil {
 			a.answered.Add(1)
 			if out != nil {
@@ -376,10 +389,19 @@ func (f *Fallback[T]) fallBack(ctx context.Context, err error, out *T) (Outcome,
 	return res, &ExhaustedError{Name: f.name, Primary: err, Alternatives: failed}
 }
 
-// run calls the alternative under its own timeout.
-func (a *alternative[T]) run(ctx context.Context) (T, *AlternativeError) {
+// call calls Fn or FnErr.
+func (a *alternative[T]) call(ctx context.Context, last T, primary error) (T, error) {
+	if a.FnErr != nil {
+		return a.FnErr(ctx, last, primary)
+	}
+	return a.Fn(ctx)
+}
+
+// run calls the alternative under its own timeout; last and primary are the
+// primary's value and failure.
+func (a *alternative[T]) run(ctx context.Context, last T, primary error) (T, *AlternativeError) {
 	if a.Timeout <= 0 {
-		v, err := a.Fn(ctx)
+		v, err := a.call(ctx, last, primary)
 		if err != nil {
 			return v, &AlternativeError{Name: a.Name, Err: err}
 		}
@@ -387,7 +409,7 @@ func (a *alternative[T]) run(ctx context.Context) (T, *AlternativeError) {
 	}
 	actx, cancel := context.WithTimeoutCause(ctx, a.Timeout, a.cause)
 	defer cancel()
-	v, err := a.Fn(actx)
+	v, err := a.call(actx, last, primary)
 	switch {
 	case err == nil:
 		return v, nil // a late success still answers

@@ -472,7 +472,7 @@ func TestValidation(t *testing.T) {
 	}{
 		{fallback.Config[int]{LastGoodTTL: -time.Second}, "fallback: Config.LastGoodTTL must be >= 0, got -1s"},
 		{fallback.Config[int]{MaxKeys: -1}, "fallback: Config.MaxKeys must be >= 0, got -1"},
-		{fallback.Config[int]{Alternatives: []fallback.Alternative[int]{{Fn: fn}, {Name: "b"}}}, "fallback: Config.Alternatives[1].Fn must not be nil"},
+		{fallback.Config[int]{Alternatives: []fallback.Alternative[int]{{Fn: fn}, {Name: "b"}}}, "fallback: Config.Alternatives[1]: exactly one of Fn and FnErr must be set"},
 		{fallback.Config[int]{Alternatives: []fallback.Alternative[int]{{Fn: fn, Timeout: -2 * time.Second}}}, "fallback: Config.Alternatives[0].Timeout must be >= 0, got -2s"},
 		{fallback.Config[int]{Alternatives: []fallback.Alternative[int]{{Name: "r", Fn: fn}, {Name: "s", Fn: fn}, {Name: "r", Fn: fn}}}, `fallback: Config.Alternatives[2].Name "r" must be unique, repeats Alternatives[0]`},
 	}
@@ -527,4 +527,60 @@ func TestPanicPropagates(t *testing.T) {
 		}
 	}()
 	_, _ = sluice.Get(context.Background(), sluice.NewPipeline(f), func(context.Context) (int, error) { panic("boom") })
+}
+
+// An alternative given as FnErr sees why the primary failed: its error and,
+// under Get[T], the value it returned with it (the zero T under Do).
+func TestFnErrSeesThePrimaryFailure(t *testing.T) {
+	type seen struct {
+		res int
+		err error
+	}
+	var got []seen
+	f := mustNew(t, fallback.Config[int]{Alternatives: []fallback.Alternative[int]{{
+		Name: "from-error",
+		FnErr: func(_ context.Context, res int, err error) (int, error) {
+			got = append(got, seen{res, err})
+			var se *sluice.StatusError
+			if errors.As(err, &se) {
+				return res + se.Code, nil
+			}
+			return 0, errors.New("cannot help")
+		},
+	}}})
+	busy := &sluice.StatusError{Code: 503}
+	v, o, err := get(context.Background(), f, func(context.Context) (int, error) { return 1000, busy })
+	if err != nil || v != 1503 || o.Branch != fallback.BranchAlternative || o.Alternative != "from-error" {
+		t.Fatalf("Get = %v, %v, %+v; want 1503 from the alternative", v, err, o)
+	}
+	down := &upstreamErr{"db"}
+	_, _, err = get(context.Background(), f, fail[int](down))
+	if !errors.Is(err, fallback.ErrExhausted) || !errors.Is(err, down) {
+		t.Fatalf("Get with an unhelpful alternative = %v, want exhausted on the primary's error", err)
+	}
+	err = sluice.NewPipeline(f).Do(context.Background(), func(context.Context) error { return busy })
+	if err != nil {
+		t.Fatalf("Do = %v, want the alternative's answer", err)
+	}
+	want := []seen{{1000, busy}, {0, down}, {0, busy}}
+	if len(got) != len(want) {
+		t.Fatalf("FnErr saw %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].res != want[i].res || got[i].err != want[i].err {
+			t.Errorf("call %d: FnErr saw (%v, %v), want (%v, %v)", i, got[i].res, got[i].err, want[i].res, want[i].err)
+		}
+	}
+}
+
+// An alternative has exactly one of Fn and FnErr.
+func TestAlternativeNeedsExactlyOneFn(t *testing.T) {
+	fn := func(context.Context) (int, error) { return 0, nil }
+	fnErr := func(context.Context, int, error) (int, error) { return 0, nil }
+	for _, a := range []fallback.Alternative[int]{{}, {Fn: fn, FnErr: fnErr}} {
+		_, err := fallback.New(fallback.Config[int]{Alternatives: []fallback.Alternative[int]{a}})
+		if err == nil || !strings.Contains(err.Error(), "Alternatives[0]: exactly one of Fn and FnErr") {
+			t.Errorf("New with Fn %v, FnErr %v: %v, want an error naming the rule", a.Fn != nil, a.FnErr != nil, err)
+		}
+	}
 }
