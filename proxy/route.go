@@ -162,7 +162,9 @@ func (st *runtime) route(name string) *route {
 
 // cleanPath resolves "." and ".." elements and doubled slashes before
 // routing, keeping a trailing slash, so that /api/../admin cannot pass as a
-// request for /api/. The request is forwarded with its path as sent.
+// request for /api/. A path that cleaning changes is then refused with 400
+// by serveProxy (see ambiguousPath) if a route takes it, so what is
+// forwarded is the path as sent, which is the path that was matched.
 func cleanPath(p string) string {
 	if p == "" {
 		return "/"
