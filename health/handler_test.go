@@ -125,7 +125,7 @@ func TestJSONDocumented(t *testing.T) {
 		}
 	})
 	want := []string{"alerts", "breakers", "bulkheads", "components", "dlq", "dlq_errors", "generated_at",
-		"limiters", "probes", "retries", "score", "status", "window_seconds"}
+		"limiters", "probes", "retries", "score", "status", "status_since", "window_seconds"}
 	if !slices.Equal(top, want) {
 		t.Fatalf("top-level keys %v, want %v", top, want)
 	}

@@ -127,6 +127,7 @@ type Monitor struct {
 	hist   history
 	active map[alertKey]time.Time // alert → first raised
 	status Status
+	since  time.Time // when status was first evaluated; zero before any
 }
 
 type alertKey struct{ typ, subject string }
@@ -284,7 +285,11 @@ func (m *Monitor) Evaluate(ctx context.Context) Report {
 	alerts := m.th.check(now, &r, snap, queues)
 	raised, cleared := m.trackLocked(now, alerts)
 	prev := m.status
+	if r.Status != prev || m.since.IsZero() {
+		m.since = now
+	}
 	m.status = r.Status
+	r.StatusSince = m.since
 	m.mu.Unlock()
 
 	r.Alerts = alerts

@@ -22,6 +22,10 @@ type Report struct {
 	Score float64 `json:"score"`
 	// Status is StatusFor(Score).
 	Status Status `json:"status"`
+	// StatusSince is when the Monitor's evaluations first gave Status
+	// after giving another one, or its first evaluation: what a dashboard
+	// shows as "since", whenever it started watching.
+	StatusSince time.Time `json:"status_since"`
 	// Components are the parts of the score present in the registry, in
 	// the order breakers, bulkheads, retries.
 	Components []Component `json:"components"`
