@@ -155,6 +155,7 @@ func TestSmoothSpacesCalls(t *testing.T) {
 	})
 }
 
+// With Burst 1 and no waiting, smooth and bursty admit the same calls.
 func TestSmoothAndBurstyEqualAtBurstOne(t *testing.T) {
 	a, _ := newAt(t, ratelimit.Config{Rate: 7, Burst: 1})
 	b, _ := newAt(t, ratelimit.Config{Rate: 7, Burst: 1, Smooth: true})
@@ -165,6 +166,31 @@ func TestSmoothAndBurstyEqualAtBurstOne(t *testing.T) {
 		if x, y := a.AllowAt(now, 1), b.AllowAt(now, 1); x != y {
 			t.Fatalf("call %d at %v: bursty %v, smooth %v", i, now.Sub(t0), x, y)
 		}
+	}
+}
+
+// With Burst 1, smooth and bursty differ for a caller that waits: the
+// bursty limiter lets it wait for the next token, the smooth one has no
+// room in its queue (Burst−1 = 0 waiters) and refuses it at once.
+func TestSmoothAndBurstyDifferForWaitersAtBurstOne(t *testing.T) {
+	bursty, _ := newAt(t, ratelimit.Config{Rate: 10, Burst: 1})
+	smooth, _ := newAt(t, ratelimit.Config{Rate: 10, Burst: 1, Smooth: true})
+	for _, l := range []*ratelimit.TokenBucket{bursty, smooth} {
+		if r := l.Reserve(t0, 1); !r.OK() || r.Delay() != 0 {
+			t.Fatalf("%+v: first reservation %v, %v; want at once", l.Config(), r.OK(), r.Delay())
+		}
+	}
+	if r := bursty.Reserve(t0, 1); !r.OK() || r.Delay() != 100*time.Millisecond {
+		t.Errorf("bursty, Burst 1: second caller %v after %v, want admitted after 100ms", r.OK(), r.Delay())
+	}
+	if r := smooth.Reserve(t0, 1); r.OK() {
+		t.Errorf("smooth, Burst 1: second caller admitted after %v, want refused (no queue)", r.Delay())
+	}
+	// Burst 2 gives the smooth limiter a queue of one.
+	smooth2, _ := newAt(t, ratelimit.Config{Rate: 10, Burst: 2, Smooth: true})
+	smooth2.Reserve(t0, 1)
+	if r := smooth2.Reserve(t0, 1); !r.OK() || r.Delay() != 100*time.Millisecond {
+		t.Errorf("smooth, Burst 2: second caller %v after %v, want admitted after 100ms", r.OK(), r.Delay())
 	}
 }
 

@@ -40,7 +40,11 @@
 //     queue: a slot more than (Burst−n)·I ahead is refused, so at most
 //     Burst−1 single-token callers wait behind the current slot.
 //
-// Smooth with Burst 1 and bursty with Burst 1 are the same limiter.
+// With Burst 1 the two admit the same calls as long as nobody waits (Allow,
+// and Execute or Take with MaxWait zero), but not a caller that waits: a
+// bursty limiter lets it wait for the next token, up to MaxWait, while a
+// smooth one has room for Burst−1 = 0 waiters and refuses it at once, even
+// from Wait. Give a smooth limiter a Burst of k+1 to let k callers wait.
 //
 // # Waiting
 //
