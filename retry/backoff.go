@@ -50,17 +50,22 @@ type Backoff struct {
 func DefaultBackoff() Backoff { return Exponential(time.Second, 2, 60*time.Second) }
 
 // Exponential waits base, base×multiplier, base×multiplier², ... and never
-// more than cap. multiplier must be at least 1 and cap at least base.
+// more than cap. base must be at least 0, multiplier at least 1 (and
+// finite), and cap at least base; New refuses the others, naming the field.
 func Exponential(base time.Duration, multiplier float64, cap time.Duration) Backoff {
 	return Backoff{kind: KindExponential, base: base, mult: multiplier, cap: cap}
 }
 
 // Linear waits base, base+step, base+2×step, ... and never more than cap.
+// base and step must be at least 0, and cap at least base; New refuses the
+// others, naming the field.
 func Linear(base, step, cap time.Duration) Backoff {
 	return Backoff{kind: KindLinear, base: base, step: step, cap: cap}
 }
 
-// Constant waits d between every two attempts.
+// Constant waits d between every two attempts. d must be at least 0; New
+// refuses a negative d. Its Cap is d itself, so a server's Retry-After is
+// capped by Config.RetryAfterMax instead.
 func Constant(d time.Duration) Backoff {
 	return Backoff{kind: KindConstant, base: d, cap: d}
 }
