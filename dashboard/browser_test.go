@@ -32,6 +32,7 @@ import (
 	"github.com/sluice-go/sluice/ratelimit"
 	"github.com/sluice-go/sluice/registry"
 	"github.com/sluice-go/sluice/retry"
+	"github.com/sluice-go/sluice/sluicetest"
 )
 
 const testToken = "s3cret"
@@ -413,4 +414,66 @@ func isHidden(t *testing.T, ctx context.Context, sel string) bool {
 		t.Fatalf("attribute hidden of %s: %v", sel, err)
 	}
 	return attr.Exists
+}
+
+// TestBrowserStatusSince checks that "status ... since" shows when the
+// server's status changed, by the monitor's clock, not when the tab first
+// saw it: the monitor's fake clock is months away from the browser's.
+func TestBrowserStatusSince(t *testing.T) {
+	chromium := testenv.RequireTool(t, "chromium", "apt-get install -y chromium")
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := sluicetest.NewFakeClock(t0)
+	reg := registry.New(registry.Config{Clock: clock})
+	defer reg.Close()
+	br, err := reg.Breaker("upstream", breaker.Config{OpenFor: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon, err := health.New(health.Config{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	ctx := context.Background()
+	for range 5 {
+		_ = sluice.NewPipeline(br).Do(ctx, func(context.Context) error { return errors.New("down") })
+	}
+	if r := mon.Evaluate(ctx); r.Status != health.StatusCritical {
+		t.Fatalf("status %s, want critical", r.Status)
+	}
+	clock.Advance(time.Hour) // the tab opens an hour after the change
+
+	mux := http.NewServeMux()
+	mux.Handle("/dashboard/", dashboard.Handler(dashboard.Options{Interval: 200 * time.Millisecond, DLQLimit: -1}))
+	mux.Handle("GET /health", mon.JSONHandler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	tab := startBrowser(t, chromium)
+	tab, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	since := func(status string) string {
+		t.Helper()
+		sel := `#status[data-status="` + status + `"]`
+		if err := chromedp.Do(tab, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("waiting for %s: %v", sel, err)
+		}
+		s, err := chromedp.Run(tab, chromedp.Evaluate[string](
+			`(() => { const e = document.querySelector("#status-since time"); return e ? e.dateTime : "<no time: " + document.querySelector("#status-since").textContent + ">"; })()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if err := chromedp.Do(tab, chromedp.Navigate(srv.URL+"/dashboard/")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := since("critical"), "2026-03-01T12:00:00.000Z"; got != want {
+		t.Errorf("critical since %s, want the monitor's change time %s", got, want)
+	}
+	clock.Advance(5 * time.Minute) // before the change, so that every poll that sees it sees this time
+	br.ForceClosed()
+	if got, want := since("healthy"), "2026-03-01T13:05:00.000Z"; got != want {
+		t.Errorf("healthy since %s, want the monitor's change time %s", got, want)
+	}
 }

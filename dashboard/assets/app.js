@@ -169,6 +169,7 @@
 
   const scores = []; // {t, score}, the last cfg.history ms
   let lastStatus = "";
+  let lastSince = "";
   let lastOK = null; // Date of the last good report
 
   function render(r) {
@@ -179,9 +180,14 @@
     setText($("status"), status);
     $("status").dataset.status = status;
     overall.dataset.status = status;
-    if (status !== lastStatus) {
+    // The server says when its status last changed (status_since); a
+    // server too old to say gets the time this tab first saw the status.
+    const since = r.status_since || "";
+    if (status !== lastStatus || since !== lastSince) {
       lastStatus = status;
-      setText($("status-since"), "Status " + status + " since " + clock(new Date()) + ".");
+      lastSince = since;
+      const p = $("status-since");
+      p.replaceChildren("Status " + status + " since ", since ? timeEl(since) : el("span", clock(new Date())), ".");
     }
     replaceIfChanged(
       $("components"),
