@@ -59,7 +59,9 @@ type Config struct {
 	// MaxWait is the longest a call waits in the queue before it is
 	// rejected; a call never waits past its context either. If zero, a
 	// queued call waits as long as its context allows. It must not be
-	// negative.
+	// negative, and a positive MaxWait needs a positive MaxQueue: without a
+	// queue no call waits, and New refuses the pair rather than silently
+	// rejecting the calls the MaxWait was meant to let wait.
 	MaxWait time.Duration
 
 	// Isolation is Strict (the zero value), Shared or Adaptive.
@@ -109,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxWait < 0 {
 		return c, fmt.Errorf("bulkhead: Config.MaxWait must not be negative, got %v", c.MaxWait)
+	}
+	if c.MaxWait > 0 && c.MaxQueue == 0 {
+		return c, fmt.Errorf("bulkhead: Config.MaxWait (%v) needs Config.MaxQueue > 0: without a queue no call waits", c.MaxWait)
 	}
 	if c.RetryAfter < 0 {
 		return c, fmt.Errorf("bulkhead: Config.RetryAfter must not be negative, got %v", c.RetryAfter)

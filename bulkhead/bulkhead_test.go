@@ -86,6 +86,8 @@ func TestConfigValidation(t *testing.T) {
 		{Config{MaxConcurrent: maxPermits + 1}, "Config.MaxConcurrent must be in"},
 		{Config{MaxQueue: -1}, "Config.MaxQueue must be in [0, 1000000], got -1"},
 		{Config{MaxWait: -time.Second}, "Config.MaxWait must not be negative, got -1s"},
+		{Config{MaxWait: time.Second}, "Config.MaxWait (1s) needs Config.MaxQueue > 0: without a queue no call waits"},
+		{Config{MaxConcurrent: 5, MaxQueue: 0, MaxWait: time.Millisecond}, "Config.MaxWait (1ms) needs Config.MaxQueue > 0"},
 		{Config{RetryAfter: -1}, "Config.RetryAfter must not be negative"},
 		{Config{Isolation: 7}, "Config.Isolation must be Strict, Shared or Adaptive, got 7"},
 		{Config{OverflowRatio: 0.5}, "Config.OverflowRatio must be zero unless Isolation is Shared, got 0.5"},
@@ -420,12 +422,13 @@ func TestUpdateLowersLimitKeepingPermits(t *testing.T) {
 
 func TestUpdate(t *testing.T) {
 	g := &Group{}
-	b := mustNew(t, Config{Name: "x", MaxConcurrent: 1, MaxWait: time.Second})
+	b := mustNew(t, Config{Name: "x", MaxConcurrent: 1, MaxQueue: 1, MaxWait: time.Second})
 	for _, tc := range []struct {
 		cfg  Config
 		want string
 	}{
 		{Config{Name: "y"}, `cannot change Config.Name from "x" to "y"`},
+		{Config{Name: "x", MaxWait: time.Second}, "Config.MaxWait (1s) needs Config.MaxQueue > 0"},
 		{Config{Name: "x", Isolation: Adaptive}, "cannot change Config.Isolation from strict to adaptive"},
 		{Config{Name: "x", Group: g}, "cannot change Config.Group"},
 		{Config{Name: "x", MaxQueue: -1}, "Config.MaxQueue must be in"},

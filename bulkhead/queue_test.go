@@ -184,7 +184,9 @@ func TestPropertyTicketsAgainstModel(t *testing.T) {
 				limit: rapid.IntRange(1, 3).Draw(rt, "limit"), maxQueue: rapid.IntRange(0, 4).Draw(rt, "queue"),
 				ticket: map[int]bool{}, deadline: map[int]time.Duration{}, state: map[int]string{},
 			}
-			b := MustNew(Config{MaxConcurrent: m.limit, MaxQueue: m.maxQueue, MaxWait: maxWait})
+			// A MaxWait needs a queue; without one it is left zero.
+			waitFor := func(queue int) time.Duration { return min(time.Duration(queue), 1) * maxWait }
+			b := MustNew(Config{MaxConcurrent: m.limit, MaxQueue: m.maxQueue, MaxWait: waitFor(m.maxQueue)})
 			var now time.Duration // virtual time of the tickets; the goroutines' timers never fire
 			type gcall struct {
 				cancel context.CancelFunc
@@ -434,7 +436,7 @@ func TestPropertyTicketsAgainstModel(t *testing.T) {
 				"update": func(rt *rapid.T) {
 					m.limit = rapid.IntRange(1, 3).Draw(rt, "new limit")
 					m.maxQueue = rapid.IntRange(0, 4).Draw(rt, "new queue")
-					if err := b.Update(Config{MaxConcurrent: m.limit, MaxQueue: m.maxQueue, MaxWait: maxWait}); err != nil {
+					if err := b.Update(Config{MaxConcurrent: m.limit, MaxQueue: m.maxQueue, MaxWait: waitFor(m.maxQueue)}); err != nil {
 						rt.Fatal(err)
 					}
 					m.dispatch(-1)

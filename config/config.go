@@ -211,7 +211,8 @@ type CircuitBreaker struct {
 
 // Bulkhead configures a bulkhead: at most MaxConcurrent calls at once and
 // MaxQueue callers waiting, each at most MaxWait. Zero MaxConcurrent and
-// MaxWait take the bulkhead package's defaults; zero MaxQueue means no queue.
+// MaxWait take the bulkhead package's defaults; zero MaxQueue means no queue,
+// and a MaxWait without a queue is refused (nobody could wait).
 type Bulkhead struct {
 	MaxConcurrent int           `yaml:"max_concurrent,omitempty"` // calls running at once
 	MaxQueue      int           `yaml:"max_queue,omitempty"`      // callers that may wait for a slot

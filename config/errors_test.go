@@ -111,6 +111,17 @@ func TestParseErrors(t *testing.T) {
 			`sluice.yaml:5:32: policies.p.bulkhead.max_concurrent: want an integer, got "2.5"`,
 			`sluice.yaml:5:48: policies.p.bulkhead.max_queue: must not be negative, got -1`,
 		}},
+		{"bulkhead max_wait without a queue", `policies:
+  p:
+    bulkhead: {max_concurrent: 5, max_wait: 1s}
+  q:
+    bulkhead: {max_concurrent: 5, max_queue: 0, max_wait: 200ms}
+  ok:
+    bulkhead: {max_concurrent: 5, max_queue: 10, max_wait: 1s}
+` + route, []string{
+			`sluice.yaml:3:45: policies.p.bulkhead.max_wait: needs max_queue above 0: without a queue no caller waits (max_queue is 0)`,
+			`sluice.yaml:5:59: policies.q.bulkhead.max_wait: needs max_queue above 0: without a queue no caller waits (max_queue is 0)`,
+		}},
 		{"retry cross checks", `policies:
   p:
     retry: {base_delay: 2s, max_delay: 1s, jitter: full, jitter_ratio: 0.2}

@@ -270,7 +270,7 @@ policies:
       jitter: proportional, jitter_ratio: 0.25, budget: {ratio: 0.2, window: 10s, min_per_second: 0.5}, retry_on_status: [502, 503]}
     circuit_breaker: {failure_threshold: 5, failure_rate: 0.6, slow_call_duration: 2s, slow_call_rate: 0.9, window_calls: 100,
       minimum_calls: 10, open_for: 5s, max_open_for: 1m, half_open_calls: 3, success_threshold: 2, half_open_max_wait: 10s}
-    bulkhead: {max_concurrent: 8, max_wait: 100ms}
+    bulkhead: {max_concurrent: 8, max_queue: 4, max_wait: 100ms}
     rate_limit: {rate: 0.5, per: 1m, burst: 3, smooth: true, max_wait: 2s}
   none: {retry: {budget: off}}
 routes:

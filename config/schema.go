@@ -287,11 +287,14 @@ func (d *decoder) breaker(n *yaml.Node, path string) *CircuitBreaker {
 
 func (d *decoder) bulkhead(n *yaml.Node, path string) *Bulkhead {
 	b := &Bulkhead{}
-	d.mapping(n, path, fields{
+	seen := d.mapping(n, path, fields{
 		"max_concurrent": func(v *yaml.Node, p string) { b.MaxConcurrent = d.integer(v, p, 1) },
 		"max_queue":      func(v *yaml.Node, p string) { b.MaxQueue = d.integer(v, p, 0) },
 		"max_wait":       func(v *yaml.Node, p string) { b.MaxWait = d.duration(v, p, true) },
 	})
+	if b.MaxWait > 0 && b.MaxQueue == 0 {
+		d.errorf(seen["max_wait"], join(path, "max_wait"), "needs max_queue above 0: without a queue no caller waits (max_queue is 0)")
+	}
 	return b
 }
 
