@@ -189,7 +189,7 @@ func (c *Classifier) Classify(ctx context.Context, err error) Failure {
 	if ctx != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return Failure{Type: FailureCanceled}
 	}
-	if c != nil && !wrapsPastCause(err) {
+	if c != nil && len(c.Rules) > 0 && !wrapsPastCause(err) {
 		for i := range c.Rules {
 			r := &c.Rules[i]
 			if r.matches(err) {
@@ -217,10 +217,29 @@ type RejectionCauser interface {
 	RejectionCause() error
 }
 
-// wrapsPastCause reports whether err's chain holds a RejectionCauser.
+// wrapsPastCause reports whether err's tree holds a RejectionCauser. It
+// walks the tree itself: errors.As would move its target to the heap, and
+// classifying a failure allocates nothing.
 func wrapsPastCause(err error) bool {
-	var rc RejectionCauser
-	return errors.As(err, &rc)
+	for err != nil {
+		if _, ok := err.(RejectionCauser); ok {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if wrapsPastCause(e) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func classifyBuiltin(err error) Failure {
