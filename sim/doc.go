@@ -56,8 +56,10 @@
 //
 // # Policies
 //
-// none (no retry), naive (3 immediate retries), original-network (the
-// original design's network policy), sluice-default (the policy of the
+// none (no retry), naive (3 immediate retries), no-budget-exponential (5
+// attempts with exponential backoff and ±10 % jitter but no retry budget,
+// the network policy of the SysManage resilience document; its former name
+// original-network is still accepted), sluice-default (the policy of the
 // embedded configuration `sluice serve` runs without a file), and every
 // policy of any file in the sidecar's YAML schema (Options.PolicyFiles).
 //

@@ -20,25 +20,33 @@ import (
 
 // The built-in policies, in the order reports list them.
 const (
-	PolicyNone            = "none"
-	PolicyNaive           = "naive"
-	PolicyOriginalNetwork = "original-network"
-	PolicySluiceDefault   = "sluice-default"
+	PolicyNone                = "none"
+	PolicyNaive               = "naive"
+	PolicyNoBudgetExponential = "no-budget-exponential"
+	PolicySluiceDefault       = "sluice-default"
 )
+
+// PolicyOriginalNetwork is the former name of PolicyNoBudgetExponential,
+// still accepted wherever a built-in policy is named; reports use the new
+// name.
+//
+// Deprecated: use PolicyNoBudgetExponential.
+const PolicyOriginalNetwork = "original-network"
 
 // BuiltinPolicies returns the names of the built-in policies.
 func BuiltinPolicies() []string {
-	return []string{PolicyNone, PolicyNaive, PolicyOriginalNetwork, PolicySluiceDefault}
+	return []string{PolicyNone, PolicyNaive, PolicyNoBudgetExponential, PolicySluiceDefault}
 }
 
-// originalNetworkYAML is the original design's network policy in the
-// sidecar's schema: 5 attempts, exponential from 1 s, ×2, capped at 30 s,
-// ±10 % jitter, no budget, and its breaker: 5 consecutive failures, 60 s
-// open, 3 successes to close. The original let every call through while
+// noBudgetExponentialYAML is exponential backoff with no retry budget, the
+// network policy of the SysManage resilience document, in the sidecar's
+// schema: 5 attempts, exponential from 1 s, ×2, capped at 30 s, ±10 %
+// jitter, no budget, and its breaker: 5 consecutive failures, 60 s open, 3
+// successes to close. That document's breaker let every call through while
 // half-open; 1000 probes at once stands for that.
-const originalNetworkYAML = `
+const noBudgetExponentialYAML = `
 policies:
-  original-network:
+  no-budget-exponential:
     retry:
       max_attempts: 5
       backoff: exponential
@@ -100,12 +108,12 @@ func builtinSpec(name string) (*spec, error) {
 			return nil, err
 		}
 		return &spec{name: name, retry: rc, budget: budgetSpec{off: true}}, nil
-	case PolicyOriginalNetwork:
-		specs, err := parsePolicies("<original-network>", []byte(originalNetworkYAML))
+	case PolicyNoBudgetExponential, PolicyOriginalNetwork:
+		specs, err := parsePolicies("<"+PolicyNoBudgetExponential+">", []byte(noBudgetExponentialYAML))
 		if err != nil {
 			return nil, err
 		}
-		specs[0].sidecar = false // the original design's library, not a sidecar
+		specs[0].sidecar = false // a plain retry library, not a sidecar
 		return specs[0], nil
 	case PolicySluiceDefault:
 		// The embedded configuration `sluice serve` runs without a file,

@@ -32,13 +32,13 @@ func TestBuiltinSpecs(t *testing.T) {
 	if w, _ := naive.retry.Delay(1, 0, 1, newRand(1)); w != 0 {
 		t.Errorf("naive waits %v before a retry, want 0", w)
 	}
-	orig, _ := builtinSpec(PolicyOriginalNetwork)
+	orig, _ := builtinSpec(PolicyNoBudgetExponential)
 	if orig.retry.MaxAttempts != 5 || !orig.budget.off || orig.retry.Jitter.Kind() != retry.JitterProportional ||
 		orig.retry.Backoff.Base() != time.Second || orig.retry.Backoff.Cap() != 30*time.Second {
-		t.Errorf("original-network retry = %+v", orig.retry)
+		t.Errorf("no-budget-exponential retry = %+v", orig.retry)
 	}
 	if b := orig.breaker; b == nil || b.FailureThreshold != 5 || b.OpenFor != 60*time.Second {
-		t.Errorf("original-network breaker = %+v, want 5 failures, 60s open", b)
+		t.Errorf("no-budget-exponential breaker = %+v, want 5 failures, 60s open", b)
 	}
 	def, _ := builtinSpec(PolicySluiceDefault)
 	// The embedded default configuration, whatever it says, must reach the

@@ -14,8 +14,8 @@ import (
 
 // These tests run the scenarios at a reduced size: fewer clients, with the
 // upstream's capacity scaled to match, so each client (and its policy
-// instance) sees the same load as in the full run. The bounds are those of
-// the issue that specified the simulator.
+// instance) sees the same load as in the full run. The bounds are those
+// the simulator was specified with.
 
 func runT(t *testing.T, opts Options) *Report {
 	t.Helper()
@@ -78,7 +78,7 @@ func TestDeterministic(t *testing.T) {
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	rep := runT(t, Options{Scenario: ScenarioOutage, Seed: 1, Clients: 2,
-		Policies: []string{PolicyNaive, PolicyOriginalNetwork, PolicySluiceDefault}})
+		Policies: []string{PolicyNaive, PolicyNoBudgetExponential, PolicySluiceDefault}})
 	t.Log("\n" + table(rep))
 	def := result(t, rep, PolicySluiceDefault, "")
 	if def.AmplificationIncident > 1.1 {
@@ -94,9 +94,9 @@ func TestOutage(t *testing.T) {
 	if a := result(t, rep, PolicyNaive, "").AmplificationIncident; a < 3.9 || a > 4 {
 		t.Errorf("naive: amplification during the outage %v, want about 4", a)
 	}
-	orig := result(t, rep, PolicyOriginalNetwork, "")
+	orig := result(t, rep, PolicyNoBudgetExponential, "")
 	if orig.UpstreamCalls == 0 || orig.Rejected == 0 {
-		t.Errorf("original-network: %d upstream calls, %d rejected; its breaker should have opened", orig.UpstreamCalls, orig.Rejected)
+		t.Errorf("no-budget-exponential: %d upstream calls, %d rejected; its breaker should have opened", orig.UpstreamCalls, orig.Rejected)
 	}
 }
 

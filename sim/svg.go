@@ -9,8 +9,31 @@ import (
 	"strings"
 )
 
-// palette colours the series, one per policy or strategy, in order.
-var palette = []string{"#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
+// palette colours the series, one per policy or strategy, in order: the
+// colour-blind-safe palette of Okabe and Ito (2008), yellow last as it is
+// the faintest on white.
+var palette = []string{"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"}
+
+// dashes gives each series a line style of its own as well, so that lines
+// that coincide (two policies doing the same thing) still show each other
+// and the plot reads without colour.
+var dashes = []string{"none", "9 3", "2 2", "10 3 2 3", "5 5", "14 3 3 3 3 3", "1 4", "6 2 1 2 1 2"}
+
+// offeredDash is the style of the offered-load reference line, unlike any
+// series'.
+const offeredDash, offeredColour = "3 7", "#555555"
+
+// seriesStyle returns the colour, dash and width of series i: no two of the
+// first len(palette)*len(dashes) share colour and dash, and earlier series
+// are drawn wider, so that a later line on top of an identical one leaves
+// it visible at its edges.
+func seriesStyle(i int, name string) (colour, dash string, width float64) {
+	if name == "offered" {
+		return offeredColour, offeredDash, 1.4
+	}
+	n := len(palette)
+	return palette[i%n], dashes[(i+i/n)%len(dashes)], max(1.2, 2.8-0.2*float64(i%n))
+}
 
 // panel is one chart: lines over a shared x axis.
 type panel struct {
@@ -54,7 +77,9 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, html.EscapeString(title))
 	for i, p := range panels {
+		b.WriteString(`<g class="panel">` + "\n")
 		p.draw(&b, marginTop+i*(panelHeight+panelGap)+20)
+		b.WriteString("</g>\n")
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
@@ -75,7 +100,7 @@ func (r *Report) incidentPanels() []panel {
 			prefix = inc.Case + ": "
 		}
 		up.title = prefix + "attempts reaching the " + what + " per second"
-		good.title = prefix + "goodput: successful calls per second (dashed: offered)"
+		good.title = prefix + "goodput: successful calls per second (grey dots: offered)"
 		for _, res := range r.Results {
 			if res.Case != inc.Case {
 				continue
@@ -212,11 +237,7 @@ func (p *panel) draw(b *strings.Builder, top int) {
 
 	// Lines.
 	for i, ys := range p.ys {
-		colour := palette[i%len(palette)]
-		dash := ""
-		if p.names[i] == "offered" {
-			colour, dash = "#555555", ` stroke-dasharray="4 3"`
-		}
+		colour, dash, width := seriesStyle(i, p.names[i])
 		var pts strings.Builder
 		for j, y := range ys {
 			if j > 0 {
@@ -226,24 +247,22 @@ func (p *panel) draw(b *strings.Builder, top int) {
 			pts.WriteByte(',')
 			pts.WriteString(num(sy(y)))
 		}
-		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.6"%s points="%s"><title>%s</title></polyline>`+"\n",
-			colour, dash, pts.String(), html.EscapeString(p.names[i]))
+		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="%s" stroke-dasharray="%s" points="%s"><title>%s</title></polyline>`+"\n",
+			colour, num(width), dash, pts.String(), html.EscapeString(p.names[i]))
 		if p.markers {
 			for j, y := range ys {
 				fmt.Fprintf(b, `<circle cx="%s" cy="%s" r="2.5" fill="%s"/>`+"\n", num(sx(p.xs[i][j])), num(sy(y)), colour)
 			}
 		}
 	}
-	// Legend, under the title.
+	// Legend, under the title: a stretch of each line, in its style.
 	x := left
 	for i, name := range p.names {
-		colour := palette[i%len(palette)]
-		if name == "offered" {
-			colour = "#555555"
-		}
-		fmt.Fprintf(b, `<rect x="%s" y="%d" width="12" height="4" fill="%s"/>`+"\n", num(x), top+24, colour)
-		fmt.Fprintf(b, `<text x="%s" y="%d">%s</text>`+"\n", num(x+16), top+29, html.EscapeString(name))
-		x += 28 + 7*float64(len(name))
+		colour, dash, width := seriesStyle(i, name)
+		fmt.Fprintf(b, `<line class="legend" x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="%s" stroke-dasharray="%s"><title>%s</title></line>`+"\n",
+			num(x), top+26, num(x+26), top+26, colour, num(width), dash, html.EscapeString(name))
+		fmt.Fprintf(b, `<text x="%s" y="%d">%s</text>`+"\n", num(x+30), top+30, html.EscapeString(name))
+		x += 42 + 7*float64(len(name))
 	}
 }
 
