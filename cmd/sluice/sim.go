@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -47,7 +46,8 @@ Scenarios:
   layers      three services in a chain, the bottom one failing
   backoff     the contention experiment of Brooker (2015): backoff and jitter strategies
 
-Policies compared: the built-in none, naive, original-network and
+Policies compared: the built-in none, naive, no-budget-exponential (5
+attempts, exponential backoff with jitter, no retry budget) and
 sluice-default (--policies picks some), plus every policy of each --policy
 file, written in the sidecar's configuration schema.`,
 		Example: `  sluice sim --scenario outage --plot outage.svg
@@ -58,6 +58,9 @@ file, written in the sidecar's configuration schema.`,
 			if !slices.Contains(sim.Scenarios(), o.scenario) {
 				return usageError{fmt.Errorf("--scenario %q: want one of %s", o.scenario, strings.Join(sim.Scenarios(), ", "))}
 			}
+			if err := o.check(cmd.Flags().Changed); err != nil {
+				return usageError{err}
+			}
 			return o.run(cmd)
 		},
 	}
@@ -66,8 +69,8 @@ file, written in the sidecar's configuration schema.`,
 	f.Uint64Var(&o.seed, "seed", 1, "seed of every random stream; the same seed gives the same report")
 	f.StringSliceVar(&o.policies, "policies", nil, "built-in `NAMES` to compare (default all: "+strings.Join(sim.BuiltinPolicies(), ", ")+")")
 	f.StringArrayVar(&o.policyFiles, "policy", nil, "a configuration `FILE` whose policies are simulated too (repeatable)")
-	f.IntVar(&o.clients, "clients", 0, "number of clients (default 10; for backoff, one client count instead of the sweep)")
-	f.IntVar(&o.trials, "trials", 0, "trials per client count of the backoff experiment (default 100)")
+	f.IntVar(&o.clients, "clients", 0, "number of clients, at least 1 (default 10; for backoff, one client count instead of the sweep)")
+	f.IntVar(&o.trials, "trials", 0, "trials per client count of the backoff experiment, at least 1 (default 100)")
 	f.BoolVar(&o.closedLoop, "closed-loop", false, "closed-loop clients (each waits for its answer, then thinks) instead of Poisson arrivals")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON instead of tables")
 	f.StringVar(&o.plot, "plot", "", "write an SVG plot of upstream load and goodput over time to `FILE`")
@@ -84,7 +87,41 @@ file, written in the sidecar's configuration schema.`,
 	return cmd
 }
 
-func (o *simOptions) run(cmd *cobra.Command) error {
+// check refuses a flag given a value that would silently stand for its
+// default: sim.Options reads 0 clients or trials, no policies and no plot
+// file as "the default", which a user who typed --clients 0 did not ask for.
+func (o *simOptions) check(changed func(flag string) bool) error {
+	switch {
+	case changed("clients") && o.clients < 1:
+		return fmt.Errorf("--clients must be at least 1, got %d", o.clients)
+	case changed("trials") && o.trials < 1:
+		return fmt.Errorf("--trials must be at least 1, got %d", o.trials)
+	case changed("policies") && len(o.policies) == 0:
+		return fmt.Errorf("--policies names no policy: want one or more of %s, or leave it out for all", strings.Join(sim.BuiltinPolicies(), ", "))
+	case changed("plot") && o.plot == "":
+		return errors.New("--plot needs a file name")
+	}
+	return nil
+}
+
+// run simulates and prints the report. The plot file is created first, so
+// that a path that cannot be written fails before a long simulation; it is
+// removed again if the run fails.
+func (o *simOptions) run(cmd *cobra.Command) (err error) {
+	var plot *os.File
+	if o.plot != "" {
+		if plot, err = os.Create(o.plot); err != nil {
+			return fmt.Errorf("--plot: %w", err)
+		}
+		defer func() {
+			if cerr := plot.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("--plot: %w", cerr)
+			}
+			if err != nil {
+				_ = os.Remove(o.plot)
+			}
+		}()
+	}
 	opts := sim.Options{
 		Scenario:    o.scenario,
 		Seed:        o.seed,
@@ -110,8 +147,8 @@ func (o *simOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if o.plot != "" {
-		if err := writeFile(o.plot, rep.WriteSVG); err != nil {
+	if plot != nil {
+		if err := rep.WriteSVG(plot); err != nil {
 			return fmt.Errorf("--plot: %w", err)
 		}
 		if !o.quiet {
@@ -119,14 +156,4 @@ func (o *simOptions) run(cmd *cobra.Command) error {
 		}
 	}
 	return nil
-}
-
-// writeFile creates path and fills it with write, reporting a failure to
-// write or to close.
-func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	return errors.Join(write(f), f.Close())
 }
