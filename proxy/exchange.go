@@ -87,7 +87,6 @@ type exchange struct {
 	last       *http.Response
 	committed  bool   // the response header went to the client
 	cacheKey   string // "" when the answer is not for the stale cache
-	writeBound bool   // a write deadline was set on the client's connection
 }
 
 // serve runs r through the route and answers it.
@@ -109,9 +108,6 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	err := rt.admit.Do(r.Context(), ex.admitted)
 	noteResult(w, err)
-	if ex.writeBound {
-		_ = ex.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
-	}
 	switch {
 	case errors.Is(err, errBodyTimeout) || (!ex.committed && ex.body != nil && ex.body.timedOut.Load()):
 		w.Header().Set("Connection", "close")
@@ -420,8 +416,9 @@ func (ex *exchange) writeHeader(resp *http.Response, final bool) {
 	if d := ex.rt.writeTimeout; d > 0 {
 		// The answer must reach a client that reads it within the route's
 		// time, so that a client that stops reading cannot keep the
-		// bulkhead's permit.
-		ex.writeBound = ex.rc.SetWriteDeadline(time.Now().Add(d)) == nil
+		// bulkhead's permit. net/http lifts the deadline once the answer
+		// is written, before the connection serves another request.
+		_ = ex.rc.SetWriteDeadline(time.Now().Add(d))
 	}
 	ex.w.WriteHeader(resp.StatusCode)
 }
