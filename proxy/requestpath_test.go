@@ -430,3 +430,45 @@ routes:
 		}
 	}
 }
+
+// TestClientThatStopsReadingIsCut: a client that stops reading a long
+// answer is cut off at the route's timeout, and its bulkhead permit goes
+// back, instead of holding it for as long as it keeps the connection.
+func TestClientThatStopsReadingIsCut(t *testing.T) {
+	chunk := strings.Repeat("x", 1<<20)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/small" {
+			_, _ = io.WriteString(w, "ok")
+			return
+		}
+		for range 256 { // 256 MiB: more than any socket buffers hold
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	})
+	h := start(t, `
+policies:
+  p: {bulkhead: {max_concurrent: 1}, timeout: 300ms}
+routes:
+  - {name: r, upstreams: [`+up.URL+`], policy: p}
+`, proxy.Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /big HTTP/1.1\r\nHost: r\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing more. The one permit is free again once the
+	// proxy gives up writing to it.
+	start := time.Now()
+	waitFor(t, "the permit to be free again", func() bool {
+		resp, body := h.do("GET", "/small", "")
+		return resp.StatusCode == 200 && body == "ok"
+	})
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the route's only permit was held %v after the client stopped reading, with a 300ms timeout", d)
+	}
+}
