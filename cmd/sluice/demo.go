@@ -54,7 +54,8 @@ by an open breaker, requests queued to the dead-letter queue and replayed
 from it, and the breakers' states — on one redrawn line on a terminal, or as
 plain lines every few seconds otherwise (in CI). The admin API's URL is
 printed at the start, so you can run 'sluice health' or 'sluice dlq list
---admin URL' while it runs. At the end it prints a summary, including the
+--admin URL' while it runs (the hint says 'go run ./cmd/sluice health' when
+sluice is not on PATH and the demo was started with go run). At the end it prints a summary, including the
 tally of the dead-letter queue: every queued request was replayed once the
 upstream recovered (or parked, if it kept failing).
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -129,6 +130,25 @@ func newDemoView(out io.Writer, d *demoRun) *demoView {
 	return v
 }
 
+// cliCommand is how the user can run this CLI from their shell, for the
+// hints the demo prints: "sluice" if it is on PATH, "go run ./cmd/sluice"
+// if this process was built by go run (its binary sits in a go-build
+// temporary folder, gone once it exits) or cannot tell, and otherwise the
+// running binary's path.
+func cliCommand(lookPath func(string) (string, error), executable func() (string, error)) string {
+	if _, err := lookPath("sluice"); err == nil {
+		return "sluice"
+	}
+	exe, err := executable()
+	if err != nil || exe == "" || strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return "go run ./cmd/sluice"
+	}
+	if strings.ContainsAny(exe, " \t'\"$\\`") { // quote it for a POSIX shell
+		return "'" + strings.ReplaceAll(exe, "'", `'\''`) + "'"
+	}
+	return exe
+}
+
 // header prints where everything runs and the upstream's schedule.
 func (v *demoView) header() {
 	d := v.d
@@ -139,8 +159,9 @@ func (v *demoView) header() {
 	}
 	row("upstream", d.upstreamURL, "a flaky HTTP service, schedule below")
 	row("proxy", d.proxyURL, "sluice serve, in process")
-	row("admin API", d.adminURL, "try: sluice health --admin "+d.adminURL)
-	row("", "", "     sluice dlq list --admin "+d.adminURL)
+	cli := cliCommand(exec.LookPath, os.Executable)
+	row("admin API", d.adminURL, "try: "+cli+" health --admin "+d.adminURL)
+	row("", "", "     "+cli+" dlq list --admin "+d.adminURL)
 	row("dashboard", d.adminURL+"/dashboard/", "")
 	row("load", fmt.Sprintf("%g requests/s", d.opts.rate), "POST /agents/ID/commands   route agents: on_exhausted: queue")
 	row("", "", "GET /api/agents/ID/status  route api: fails fast while its breaker is open")
