@@ -51,6 +51,34 @@ func (e *answerError) Error() string {
 
 func (e *answerError) Unwrap() error { return e.cause }
 
+// asAnswer returns the upstream answer err reports for this request, if
+// any. It does not look inside a rejection that carries an earlier call's
+// failure (a sluice.RejectionCauser, such as an open breaker's rejection
+// holding the answer that tripped it): that answer was another request's,
+// and this one was refused without reaching the upstream.
+func asAnswer(err error) (*answerError, bool) {
+	for err != nil {
+		switch e := err.(type) {
+		case *answerError:
+			return e, true
+		case sluice.RejectionCauser:
+			return nil, false
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if ae, ok := asAnswer(inner); ok {
+					return ae, true
+				}
+			}
+			return nil, false
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
 // tryError is the error of a try that got no answer: the upstream could not
 // be reached, the connection broke, or the try was cut short.
 type tryError struct {
@@ -212,7 +240,7 @@ func (ex *exchange) mayFallOver(err error) bool {
 func pickError(errs []error) error {
 	var best error
 	for i := len(errs) - 1; i >= 0; i-- {
-		if !errors.Is(errs[i], sluice.ErrRejected) || errors.As(errs[i], new(*answerError)) {
+		if _, answered := asAnswer(errs[i]); answered || !errors.Is(errs[i], sluice.ErrRejected) {
 			return errs[i]
 		}
 		if best == nil {
@@ -489,8 +517,7 @@ func (ex *exchange) finish(err error) {
 	if ex.serveStale(err) || ex.enqueue(err) {
 		return
 	}
-	var ae *answerError
-	if errors.As(err, &ae) && ex.last != nil {
+	if _, answered := asAnswer(err); answered && ex.last != nil {
 		ex.writeLast()
 		return
 	}

@@ -181,8 +181,7 @@ func (rec *recorder) outcome() metrics.Outcome {
 	if errors.As(rec.err, &se) || errors.Is(rec.err, errCommitted) {
 		return metrics.OutcomeError
 	}
-	var ae *answerError
-	if errors.As(rec.err, &ae) {
+	if _, answered := asAnswer(rec.err); answered {
 		return rec.answered()
 	}
 	if rej, ok := sluicehttp.RejectionFor(rec.err); ok && rej.Status == rec.code {

@@ -85,3 +85,29 @@ func TestMetricsRuntimeFamilies(t *testing.T) {
 		}
 	}
 }
+
+// A request refused by a breaker that upstream failure answers opened is
+// counted as circuit-open: the rejection carries the answer that tripped
+// the breaker, but that answer was another request's.
+func TestProxyRequestMetricsOpenedByAnswers(t *testing.T) {
+	down := newUpstream(t, status(503, "down"))
+	h := start(t, `
+policies:
+  p: {circuit_breaker: {failure_threshold: 1, open_for: 1h}}
+routes:
+  - {name: r, upstreams: [`+down.URL+`], policy: p}
+`, proxy.Options{})
+	if resp, body := h.do("GET", "/", ""); resp.StatusCode != 503 || body != "down" {
+		t.Fatalf("first request: %d %q, want the upstream's 503", resp.StatusCode, body)
+	}
+	resp, _ := h.do("GET", "/", "")
+	if resp.StatusCode != 503 {
+		t.Fatalf("second request: %d, want 503", resp.StatusCode)
+	}
+	header(t, resp, "Sluice-Reject", "circuit-open")
+	scraped := scrapeAdmin(h)
+	wantSeries(t, scraped,
+		`sluice_proxy_requests_total{code="5xx",outcome="proxied",route="r"} 1`,
+		`sluice_proxy_requests_total{code="5xx",outcome="circuit-open",route="r"} 1`,
+	)
+}

@@ -52,8 +52,7 @@ func (rt *route) queueable(err error) bool {
 		errors.Is(err, retry.ErrExhausted), errors.Is(err, timeout.ErrExceeded):
 		return true
 	}
-	var ae *answerError
-	if errors.As(err, &ae) {
+	if ae, answered := asAnswer(err); answered {
 		var nr *sluicehttp.NoRetryError
 		return errors.As(ae, &nr) || sluice.ClassifyStatus(ae.code).Retryable || rt.failStatus[ae.code]
 	}
