@@ -17,7 +17,8 @@
 // Use a Bulkhead as a sluice.Policy in a Pipeline (Execute), or hold
 // permits by hand with Acquire or TryAcquire and Release, for code (a
 // proxy) that does not run the work as one function call. The per-call
-// timeout of the original design is not part of the bulkhead: put a
+// bulkhead timeout of the SysManage resilience document is not part of the
+// bulkhead: put a
 // timeout.Timeout inside it in the pipeline.
 //
 // # Explicit time

@@ -55,7 +55,8 @@ type Config[T any] struct {
 
 	// LastGoodTTL is how long a successful primary result stays available as
 	// a substitute for the same key. If zero, results are not kept (the
-	// original design kept them for 5 minutes). It must not be negative.
+	// SysManage resilience document kept them for 5 minutes). It must not be
+	// negative.
 	// Values produced by alternatives and defaults are never kept.
 	LastGoodTTL time.Duration
 

@@ -8,7 +8,7 @@
 // A Monitor reads every named breaker, bulkhead, retry policy and rate
 // limiter in a registry.Registry, the depth and age of dead-letter queues
 // (any dlq.Store), and the state of its probes. From the policies it
-// computes the original design's three components:
+// computes the SysManage resilience document's three components:
 //
 //   - breakers: 1 − open/total, where open counts open and forced-open
 //     breakers;

@@ -53,7 +53,7 @@ type Component struct {
 	Score float64 `json:"score"`
 }
 
-// BreakerSummary counts the breakers by state, as the original report did,
+// BreakerSummary counts the breakers by state, as the SysManage document's report did,
 // and lists them.
 type BreakerSummary struct {
 	Total int `json:"total"`
@@ -247,7 +247,7 @@ const (
 	SeverityCritical Severity = "critical"
 )
 
-// The alert types. Breaker alerts keep the original design's names.
+// The alert types. Breaker alerts keep the SysManage resilience document's names.
 const (
 	AlertHealthCritical   = "health_critical"      // overall status critical
 	AlertBreakerOpen      = "circuit_breaker_open" // open longer than BreakerOpenFor
@@ -341,7 +341,7 @@ func build(now time.Time, window time.Duration, snap registry.Snapshot, w window
 		})
 	}
 	if len(snap.Retries) > 0 {
-		// Weighted by calls, as the original's aggregate success rate.
+		// Weighted by calls, as the SysManage document's aggregate success rate.
 		r.Components = append(r.Components, Component{"retries", 1 - all.rate()})
 	}
 
@@ -455,7 +455,7 @@ func (t Thresholds) check(now time.Time, r *Report, snap registry.Snapshot, queu
 	return out
 }
 
-// pct formats a share as the original report did ({:.2%}).
+// pct formats a share as the SysManage document's report did ({:.2%}).
 func pct(x float64) string { return fmt.Sprintf("%.2f%%", x*100) }
 
 // String returns the text report.
@@ -465,12 +465,12 @@ func (r Report) String() string {
 	return b.String()
 }
 
-// maxSectionAlerts is how many alerts a section lists, as the original's
+// maxSectionAlerts is how many alerts a section lists, as the SysManage document's
 // "top 5".
 const maxSectionAlerts = 5
 
-// WriteText writes the human-readable report, laid out as the original
-// design's: the score and status, then breakers, bulkheads, retries,
+// WriteText writes the human-readable report, laid out as the SysManage
+// resilience document's: the score and status, then breakers, bulkheads, retries,
 // limiters, dead-letter queues and probes, each with its alerts.
 func (r Report) WriteText(w io.Writer) error {
 	var b bytes.Buffer

@@ -8,7 +8,7 @@
 // constant metrics, so calls through the policies pay nothing for being
 // measured.
 //
-// The names are the original design's under the sluice_ namespace, with the
+// The names are the SysManage resilience document's under the sluice_ namespace, with the
 // same labels: name for breakers, limiters, timeouts, fallbacks and caches,
 // operation for retry policies, resource for bulkheads, queue for
 // dead-letter queues. Metrics lists every family.

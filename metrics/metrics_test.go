@@ -364,7 +364,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("%s: a counter's name ends in _total and only a counter's", f.Name)
 		}
 	}
-	// The original design's names and labels.
+	// The SysManage resilience document's names and labels.
 	for name, labels := range map[string][]string{
 		"sluice_circuit_breaker_state":          {"name", "state"},
 		"sluice_circuit_breaker_failures_total": {"name"},

@@ -15,7 +15,7 @@ import (
 	"github.com/sluice-go/sluice/sluicetest"
 )
 
-// One test per row of DESIGN.md's table of answers.
+// One test per row of the table of answers in docs/proxy.md.
 
 func TestAnswerCircuitOpen(t *testing.T) {
 	up := newUpstream(t, status(500, "boom"))

@@ -45,7 +45,7 @@ type Backoff struct {
 	mult float64
 }
 
-// DefaultBackoff is the schedule of the zero Backoff: the original design's
+// DefaultBackoff is the schedule of the zero Backoff: the SysManage resilience document's
 // default policy, exponential from 1 s, doubling, capped at 60 s.
 func DefaultBackoff() Backoff { return Exponential(time.Second, 2, 60*time.Second) }
 
@@ -258,7 +258,7 @@ var (
 )
 
 // Proportional waits d × (1 ± r): a uniform draw from [d(1-r), d(1+r)], the
-// original design's "10 % jitter" with r = 0.1. r must be within [0, 1].
+// SysManage resilience document's "10 % jitter" with r = 0.1. r must be within [0, 1].
 // Under a policy's cap (Config.Delay) a range that would end past the cap is
 // scaled to end at it, so waits at the cap stay spread instead of piling up
 // on it.
@@ -339,7 +339,7 @@ func (j Jitter) proportional(d, cap time.Duration, rnd *rand.Rand) time.Duration
 	return time.Duration(max(f, 0))
 }
 
-// AdaptiveFactor is the original design's adaptive rule: the factor by which
+// AdaptiveFactor is the SysManage resilience document's adaptive rule: the factor by which
 // delays are scaled given an operation's recent success rate. A healthy
 // operation (> 0.9) retries sooner (0.7×), a struggling one later: > 0.7 →
 // 1×, > 0.5 → 1.5×, otherwise 2×.

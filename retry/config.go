@@ -56,7 +56,7 @@ type Config struct {
 
 	// Adaptive scales every wait by AdaptiveFactor of the operation's success
 	// rate over its last 100 calls (0.8 until there is history): the
-	// original design's adaptive backoff. Scaled waits stay within the
+	// SysManage resilience document's adaptive backoff. Scaled waits stay within the
 	// backoff's Cap (so with Constant the factor can only shorten them). It
 	// costs a short mutex per call.
 	Adaptive bool
@@ -155,20 +155,20 @@ func ResultMatches[T any](pred func(T) bool) func(result any) bool {
 	}
 }
 
-// Network is the original design's policy for calls to agents over the
+// Network is the SysManage resilience document's policy for calls to agents over the
 // network: 5 attempts, exponential from 1 s, ×2, capped at 30 s, ±10 %
 // jitter. It returns a Config to adjust before New.
 func Network() Config {
 	return Config{Name: "network", MaxAttempts: 5, Backoff: Exponential(time.Second, 2, 30*time.Second), Jitter: Proportional(0.1)}
 }
 
-// Database is the original design's policy for database calls: 3 attempts,
+// Database is the SysManage resilience document's policy for database calls: 3 attempts,
 // exponential from 0.5 s, ×2, capped at 10 s, ±10 % jitter.
 func Database() Config {
 	return Config{Name: "database", MaxAttempts: 3, Backoff: Exponential(500*time.Millisecond, 2, 10*time.Second), Jitter: Proportional(0.1)}
 }
 
-// API is the original design's policy for external HTTP APIs: 4 attempts,
+// API is the SysManage resilience document's policy for external HTTP APIs: 4 attempts,
 // exponential from 2 s, ×1.5, capped at 60 s, ±10 % jitter, retrying the
 // statuses 429, 502, 503 and 504 and no other status (network errors and
 // timeouts stay retryable, as the shared classifier has them).

@@ -65,9 +65,9 @@
 //
 // # Choosing a strategy
 //
-// Network, Database and API return the original design's ready-made
+// Network, Database and API return the SysManage resilience document's ready-made
 // configurations. A Selector picks among strategies per operation type,
-// starting from the original mapping (network → exponential, database →
+// starting from the SysManage document's mapping (network → exponential, database →
 // linear, api → adaptive) and learning from outcomes which serves each type
 // best, while still exploring the others.
 package retry

@@ -88,7 +88,7 @@ func ExampleNewBudget() {
 	// retry: retry budget exhausted after 1 attempt: connection reset
 }
 
-// The ready-made policies carry the original design's numbers; adjust the
+// The ready-made policies carry the SysManage resilience document's numbers; adjust the
 // returned Config before New.
 func ExampleNetwork() {
 	for _, cfg := range []retry.Config{retry.Network(), retry.Database(), retry.API()} {
@@ -120,7 +120,7 @@ func ExampleConfig_Delay() {
 	// 700ms 1.4s 2.8s 5.6s 11.2s 21s
 }
 
-// A Selector starts each operation type with the original mapping and learns
+// A Selector starts each operation type with the SysManage document's mapping and learns
 // which strategy serves it best.
 func ExampleSelector() {
 	sel, _ := retry.NewSelector(retry.SelectorConfig{Seed: 1})

@@ -14,11 +14,11 @@ import (
 )
 
 // adaptiveWindow is the number of recent calls the adaptive rule looks at,
-// the original design's adaptation window.
+// the SysManage resilience document's adaptation window.
 const adaptiveWindow = 100
 
 // defaultSuccessRate is the success rate assumed before there is history,
-// the original design's assumption.
+// the SysManage resilience document's assumption.
 const defaultSuccessRate = 0.8
 
 // Retry is a retry policy: it runs the rest of a pipeline again when an

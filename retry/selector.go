@@ -24,7 +24,7 @@ type Strategy struct {
 	Config Config
 }
 
-// DefaultStrategies are the original design's three strategies:
+// DefaultStrategies are the SysManage resilience document's three strategies:
 // "exponential" (the Network policy), "linear" (3 attempts, 1 s, 2 s, 3 s...
 // capped at 60 s) and "adaptive" (the Network policy with Adaptive set).
 func DefaultStrategies() []Strategy {
@@ -37,7 +37,7 @@ func DefaultStrategies() []Strategy {
 	}
 }
 
-// DefaultMapping is the original design's starting strategy per operation
+// DefaultMapping is the SysManage resilience document's starting strategy per operation
 // type: network → exponential, database → linear, api → adaptive.
 func DefaultMapping() map[string]string {
 	return map[string]string{"network": "exponential", "database": "linear", "api": "adaptive"}
@@ -65,7 +65,7 @@ func DefaultReward(o Outcome) float64 {
 }
 
 // SelectorConfig configures a Selector. The zero SelectorConfig is valid: the
-// original design's strategies and mapping, ε = 0.1, DefaultReward.
+// SysManage resilience document's strategies and mapping, ε = 0.1, DefaultReward.
 type SelectorConfig struct {
 	// Strategies are the arms. If empty, DefaultStrategies().
 	Strategies []Strategy
@@ -91,7 +91,7 @@ type SelectorConfig struct {
 // learns from the outcomes which one serves that type best: an ε-greedy
 // bandit whose estimates follow recent outcomes (a recency-weighted mean,
 // with a step of at least 1/100), so it adapts when a dependency changes.
-// Unlike the original design's rule, which never tried a strategy again once
+// Unlike the SysManage resilience document's rule, which never tried a strategy again once
 // another looked better, every strategy keeps being tried on a share
 // ε/len(Strategies) of calls.
 //
