@@ -39,6 +39,9 @@ const (
 	OutcomeError
 	// OutcomeCanceled: the client left before any answer was written.
 	OutcomeCanceled
+	// OutcomeBodyTimeout: answered 408 because the request body did not
+	// arrive within the route's body_timeout.
+	OutcomeBodyTimeout
 
 	numOutcomes
 )
@@ -46,6 +49,7 @@ const (
 var outcomeNames = [numOutcomes]string{
 	"proxied", "retried", "circuit-open", "bulkhead-full", "rate-limited", "timeout",
 	"budget-exhausted", "rejected", "queued", "stale", "error", "canceled",
+	"body-timeout",
 }
 
 // String returns the outcome's label value.

@@ -138,6 +138,7 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 	noteResult(w, err)
 	switch {
 	case errors.Is(err, errBodyTimeout) || (!ex.committed && ex.body != nil && ex.body.timedOut.Load()):
+		noteResult(w, errBodyTimeout)
 		w.Header().Set("Connection", "close")
 		http.Error(w, "sluice: the request body took too long", http.StatusRequestTimeout)
 		return

@@ -168,6 +168,8 @@ func (rec *recorder) outcome() metrics.Outcome {
 	}
 	h := rec.Header()
 	switch {
+	case errors.Is(rec.err, errBodyTimeout):
+		return metrics.OutcomeBodyTimeout
 	case rec.code == http.StatusAccepted && h.Get(HeaderQueued) != "":
 		return metrics.OutcomeQueued
 	case h.Get(HeaderFallback) == FallbackStaleCache:

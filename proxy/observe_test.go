@@ -1,6 +1,10 @@
 package proxy_test
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +114,32 @@ routes:
 		`sluice_proxy_requests_total{code="5xx",outcome="proxied",route="r"} 1`,
 		`sluice_proxy_requests_total{code="5xx",outcome="circuit-open",route="r"} 1`,
 	)
+}
+
+// A request whose body does not arrive within body_timeout is counted as
+// body-timeout, not as a generic error.
+func TestProxyRequestMetricsBodyTimeout(t *testing.T) {
+	up := newUpstream(t, status(200, "ok"))
+	h := start(t, `
+routes:
+  - {name: r, upstreams: [`+up.URL+`], body_timeout: 50ms}
+`, proxy.Options{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "POST /x HTTP/1.1\r\nHost: up\r\nContent-Length: 10\r\n\r\na"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", resp.StatusCode)
+	}
+	wantSeries(t, scrapeAdmin(h), `sluice_proxy_requests_total{code="4xx",outcome="body-timeout",route="r"} 1`)
 }
