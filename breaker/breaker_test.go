@@ -306,12 +306,17 @@ func TestConfigValidation(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.field) || !strings.HasPrefix(err.Error(), "breaker: ") {
 			t.Errorf("New(%+v) = %v, want an error containing %q", tt.cfg, err, tt.field)
 		}
+		if verr := tt.cfg.Validate(); verr == nil || err == nil || verr.Error() != err.Error() {
+			t.Errorf("Validate(%+v) = %v, want New's error %v", tt.cfg, verr, err)
+		}
 	}
-	if _, err := New(Config{}); err != nil {
-		t.Errorf("zero Config: %v", err)
-	}
-	if _, err := New(Config{WindowType: TimeWindow, FailureRateThreshold: 1, SlowCallDuration: sec, SlowCallRateThreshold: 1}); err != nil {
-		t.Errorf("valid time window: %v", err)
+	for _, cfg := range []Config{{}, {WindowType: TimeWindow, FailureRateThreshold: 1, SlowCallDuration: sec, SlowCallRateThreshold: 1}} {
+		if _, err := New(cfg); err != nil {
+			t.Errorf("New(%+v): %v", cfg, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("Validate(%+v): %v", cfg, err)
+		}
 	}
 	defer func() {
 		if recover() == nil {

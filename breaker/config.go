@@ -1,6 +1,7 @@
 package breaker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -210,8 +211,10 @@ func fieldErr(field, rule string, got any) error {
 
 func isRate(x float64) bool { return x >= 0 && x <= 1 } // false for NaN
 
-func newSettings(cfg Config) (*settings, error) {
-	s := &settings{cfg: cfg}
+// Validate reports whether cfg is a valid Config: nil, or an error naming
+// each invalid field and the rule it breaks. New and Update return the same
+// error, so a configuration can be checked without building a breaker.
+func (cfg Config) Validate() error {
 	var errs []error
 	bad := func(field, rule string, got any) { errs = append(errs, fieldErr(field, rule, got)) }
 
@@ -280,9 +283,28 @@ func newSettings(cfg Config) (*settings, error) {
 		bad("HalfOpenMaxWait", "be >= 0", cfg.HalfOpenMaxWait)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return errors.Join(errs...)
 	}
 
+	// Rules between fields, checked on the values the defaults give them.
+	if cfg.WindowType == CountWindow {
+		if size := cmp.Or(cfg.WindowSize, DefaultWindowSize); cfg.MinimumCalls > size {
+			return fmt.Errorf("breaker: Config.MinimumCalls must be <= WindowSize (%d), got %d", size, cfg.MinimumCalls)
+		}
+	}
+	openFor := cmp.Or(cfg.OpenFor, DefaultOpenFor)
+	if maxOpen := cmp.Or(bo.Max, 10*openFor); maxOpen < openFor {
+		return fmt.Errorf("breaker: Config.OpenBackoff.Max must be >= OpenFor (%v), got %v", openFor, maxOpen)
+	}
+	return nil
+}
+
+// newSettings validates cfg and applies its defaults.
+func newSettings(cfg Config) (*settings, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &settings{cfg: cfg}
 	s.clock = sluice.ClockOr(cfg.Clock)
 	s.sysClock = s.clock == sluice.SystemClock()
 	s.failureRate = cfg.FailureRateThreshold
@@ -294,55 +316,31 @@ func newSettings(cfg Config) (*settings, error) {
 	}
 
 	s.windowType = cfg.WindowType
-	minCalls := cfg.MinimumCalls
 	if s.windowType == CountWindow {
-		s.windowSize = orDefault(cfg.WindowSize, DefaultWindowSize)
-		if minCalls == 0 {
-			minCalls = min(DefaultMinimumCalls, s.windowSize)
-		} else if minCalls > s.windowSize {
-			return nil, fmt.Errorf("breaker: Config.MinimumCalls must be <= WindowSize (%d), got %d", s.windowSize, minCalls)
-		}
+		s.windowSize = cmp.Or(cfg.WindowSize, DefaultWindowSize)
+		s.minCalls = int64(cmp.Or(cfg.MinimumCalls, min(DefaultMinimumCalls, s.windowSize)))
 	} else {
-		s.windowDuration = orDefault(cfg.WindowDuration, DefaultWindowDuration)
-		s.windowBuckets = orDefault(cfg.WindowBuckets, DefaultWindowBuckets)
-		if minCalls == 0 {
-			minCalls = DefaultMinimumCalls
-		}
+		s.windowDuration = cmp.Or(cfg.WindowDuration, DefaultWindowDuration)
+		s.windowBuckets = cmp.Or(cfg.WindowBuckets, DefaultWindowBuckets)
+		s.minCalls = int64(cmp.Or(cfg.MinimumCalls, DefaultMinimumCalls))
 	}
-	s.minCalls = int64(minCalls)
 
-	s.openFor = orDefault(cfg.OpenFor, DefaultOpenFor)
-	s.multiplier = bo.Multiplier
-	if s.multiplier == 0 {
-		s.multiplier = 1
-	}
-	s.maxOpen = bo.Max
-	if s.maxOpen == 0 {
-		s.maxOpen = 10 * s.openFor
-	}
-	if s.maxOpen < s.openFor {
-		return nil, fmt.Errorf("breaker: Config.OpenBackoff.Max must be >= OpenFor (%v), got %v", s.openFor, s.maxOpen)
-	}
+	bo := cfg.OpenBackoff
+	s.openFor = cmp.Or(cfg.OpenFor, DefaultOpenFor)
+	s.multiplier = cmp.Or(bo.Multiplier, 1)
+	s.maxOpen = cmp.Or(bo.Max, 10*s.openFor)
 	s.jitter = bo.Jitter
 	s.rand = rand.Float64
 	if bo.Rand != nil {
 		s.rand = bo.Rand.Float64
 	}
 
-	s.halfOpenCalls = orDefault(cfg.HalfOpenCalls, DefaultHalfOpenCalls)
-	s.successThreshold = orDefault(cfg.SuccessThreshold, DefaultSuccessThreshold)
-	s.halfOpenMaxWait = orDefault(cfg.HalfOpenMaxWait, DefaultHalfOpenMaxWait)
+	s.halfOpenCalls = cmp.Or(cfg.HalfOpenCalls, DefaultHalfOpenCalls)
+	s.successThreshold = cmp.Or(cfg.SuccessThreshold, DefaultSuccessThreshold)
+	s.halfOpenMaxWait = cmp.Or(cfg.HalfOpenMaxWait, DefaultHalfOpenMaxWait)
 	s.isFailure = cfg.IsFailure
 	s.onChange = cfg.OnStateChange
 	return s, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // sameWindow reports whether two settings describe the same window, so that

@@ -98,7 +98,16 @@ type Config struct {
 	OnReject func(err *FullError)
 }
 
-// withDefaults validates c and fills in its defaults.
+// Validate reports whether c is a valid Config: nil, or an error naming the
+// first invalid field. New and Update return the same error, so a
+// configuration can be checked without building a bulkhead.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
+// withDefaults validates c and fills in its defaults. Validate, New and
+// Update all go through it, so the three never disagree.
 func (c Config) withDefaults() (Config, error) {
 	if c.Isolation > Adaptive {
 		return c, fmt.Errorf("bulkhead: Config.Isolation must be Strict, Shared or Adaptive, got %d", c.Isolation)

@@ -113,6 +113,14 @@ func TestConfigValidation(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)
 		}
+		if verr := tc.cfg.Validate(); verr == nil || err == nil || verr.Error() != err.Error() {
+			t.Errorf("Validate(%+v) = %v, want New's error %v", tc.cfg, verr, err)
+		}
+	}
+	for _, cfg := range []Config{{}, {Isolation: Shared, Group: g}, {Isolation: Adaptive}, {MaxQueue: 3, MaxWait: time.Second}} {
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v, want nil", cfg, err)
+		}
 	}
 	defer func() {
 		if recover() == nil {

@@ -45,6 +45,14 @@ func TestNewValidates(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "ratelimit: ") {
 			t.Errorf("New(%+v) = %v, want an error containing %q", tc.cfg, err, tc.want)
 		}
+		if verr := tc.cfg.Validate(); verr == nil || err == nil || verr.Error() != err.Error() {
+			t.Errorf("Validate(%+v) = %v, want New's error %v", tc.cfg, verr, err)
+		}
+	}
+	for _, cfg := range []ratelimit.Config{{}, {Rate: 10, Burst: 5}, {Rate: 1, Per: time.Minute, Smooth: true}} {
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v, want nil", cfg, err)
+		}
 	}
 	defer func() {
 		if recover() == nil {

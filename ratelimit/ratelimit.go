@@ -75,6 +75,16 @@ type params struct {
 // maxSpan bounds Burst·interval so that TAT arithmetic never overflows.
 const maxSpan = 1 << 61 // about 73 years
 
+// Validate reports whether cfg is a valid Config: nil, or an error naming
+// the first invalid field. New and Update return the same error, so a
+// configuration can be checked without building a limiter.
+func (cfg Config) Validate() error {
+	_, err := cfg.params()
+	return err
+}
+
+// params validates cfg and derives its immutable form. Validate, New and
+// Update all go through it, so the three never disagree.
 func (cfg Config) params() (*params, error) {
 	switch {
 	case math.IsNaN(cfg.Rate) || cfg.Rate < 0:
