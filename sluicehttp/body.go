@@ -14,36 +14,64 @@ import (
 // bound, closing the connection is cheaper than reading on.
 const maxDrain = 64 << 10
 
-// errBodyNotRewindable is returned by an attempt that would have to send a
-// request body a second time when it cannot. The Transport runs such
-// requests without a retry policy, so it is a guard, not an outcome.
-var errBodyNotRewindable = errors.New("sluicehttp: request body cannot be sent again")
+// ErrBodyNotRewindable is the error of a try that would have to send a
+// request body a second time when it cannot: the body was too big to keep
+// and has gone to an earlier try. Callers check Body.Rewindable before they
+// repeat a request (the Transport runs such requests without its retry
+// policy), so meeting it is a guard, not an outcome; a retry policy should
+// never repeat it.
+var ErrBodyNotRewindable = errors.New("sluicehttp: request body already sent and not kept")
 
-// reqBody gives each attempt of a request a fresh body.
-type reqBody struct {
-	first      io.ReadCloser // the body for attempt 1
-	orig       io.ReadCloser // the caller's Body, closed by whoever gets it
+// Body is a request body made ready for several tries of one request, as
+// the Transport's retries and the sidecar's fallover send it: each try gets
+// a fresh copy, through the request's GetBody or from the whole body kept in
+// memory when it fits a limit; a bigger body streams once, to one try.
+// Attempter.Attempt sends it. The zero Body is an empty body; Reset or
+// NewBody make it a request's. A Body is for one goroutine at a time, as the
+// tries of one request are.
+type Body struct {
+	orig       io.ReadCloser // the caller's body
+	first      io.ReadCloser // the body of the first try
 	getBody    func() (io.ReadCloser, error)
-	buf        []byte
-	buffered   bool
-	rewindable bool
-	handedOver bool // orig went to the base transport (which closes it) or was closed
+	buf        []byte // the whole body, when kept
+	kept       bool   // buf holds the whole body
+	empty      bool   // there is no body at all (nil or http.NoBody)
+	tries      int    // bodies handed to tries
+	handedOver bool   // orig went to a try (whose transport closes it) or was closed
+	rewind     func() (io.ReadCloser, error)
 }
 
-// prepare decides how req's body is re-sent: through GetBody, from a copy
-// buffered now (up to limit bytes; limit < 0 never buffers), or not at all.
-// An error is a failure reading the caller's body, whose Body is then closed.
-func (b *reqBody) prepare(req *http.Request, limit int64) error {
-	b.orig = req.Body
-	b.first = req.Body
+// NewBody returns req's body made ready for its tries; see Body.Reset.
+func NewBody(req *http.Request, limit int64) (*Body, error) {
+	b := new(Body)
+	if err := b.Reset(req, limit); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// BytesBody returns a Body holding p, as a request body kept in memory: a
+// replayed request's, say.
+func BytesBody(p []byte) *Body {
+	return &Body{buf: p, kept: true, empty: len(p) == 0, handedOver: true}
+}
+
+// Reset makes b req's body and decides how later tries get it again: a
+// nil or http.NoBody body is empty; one with GetBody is rewound through it;
+// otherwise up to limit bytes are read now (limit 0 reads none unless the
+// body turns out empty; a negative limit reads nothing). A body that fits is
+// kept, and req.Body closed; a bigger one (by ContentLength, or once limit
+// bytes are read) streams once, what was read first. An error is a failure
+// reading req.Body, which is then closed. Reset reads only req's Body,
+// GetBody and ContentLength; it does not change req.
+func (b *Body) Reset(req *http.Request, limit int64) error {
+	*b = Body{orig: req.Body, first: req.Body}
 	switch {
 	case req.Body == nil || req.Body == http.NoBody:
-		b.rewindable = true
-		b.handedOver = true
+		b.kept, b.empty, b.handedOver = true, true, true
 		return nil
 	case req.GetBody != nil:
 		b.getBody = req.GetBody
-		b.rewindable = true
 		return nil
 	case limit < 0 || req.ContentLength > limit:
 		return nil
@@ -57,8 +85,8 @@ func (b *reqBody) prepare(req *http.Request, limit int64) error {
 	if int64(len(data)) <= limit {
 		b.handedOver = true
 		req.Body.Close()
-		b.buf, b.buffered, b.rewindable = data, true, true
-		b.first = io.NopCloser(bytes.NewReader(data))
+		b.buf, b.kept, b.empty = data, true, len(data) == 0
+		b.first = nil
 		return nil
 	}
 	// Too big to keep: send what was read, then the rest, once.
@@ -66,40 +94,90 @@ func (b *reqBody) prepare(req *http.Request, limit int64) error {
 	return nil
 }
 
-// forAttempt returns the body for attempt n (1 for the first).
-func (b *reqBody) forAttempt(n int) (io.ReadCloser, error) {
-	if b.orig == nil || b.orig == http.NoBody {
-		return b.orig, nil
-	}
-	if n == 1 {
-		b.handedOver = true
-		return b.first, nil
-	}
-	switch {
-	case b.buffered:
-		return io.NopCloser(bytes.NewReader(b.buf)), nil
-	case b.getBody != nil:
-		return b.getBody()
-	}
-	return nil, errBodyNotRewindable
-}
+// Rewindable reports whether the body can be sent again: to a retry, to a
+// fallback upstream, or later from a queue.
+func (b *Body) Rewindable() bool { return b.kept || b.getBody != nil }
 
-// getBodyFunc is the GetBody to give the base transport for an attempt, so
-// that it can rewind on its own (net/http does, on a dead reused connection).
-func (b *reqBody) getBodyFunc() func() (io.ReadCloser, error) {
-	if b.buffered {
-		return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.buf)), nil }
-	}
-	return b.getBody
-}
+// Bytes returns the whole body and true when it is kept in memory (an empty
+// body is), or nil and false.
+func (b *Body) Bytes() ([]byte, bool) { return b.buf, b.kept }
 
-// release closes the caller's body if no attempt took it: a RoundTripper
-// must close the body even when it sends nothing.
-func (b *reqBody) release() {
+// Consumed reports whether a body that cannot be sent again has gone to a
+// try, so that no further try can send it.
+func (b *Body) Consumed() bool { return b.tries > 0 && !b.Rewindable() }
+
+// Close closes the caller's body if no try took it: a RoundTripper must
+// close a request's body even when it sends nothing. It returns nil.
+func (b *Body) Close() error {
 	if !b.handedOver && b.orig != nil {
 		b.handedOver = true
 		b.orig.Close()
 	}
+	return nil
+}
+
+// apply gives out, a request of its own for one try, the body to send.
+func (b *Body) apply(out *http.Request) error {
+	r, err := b.next()
+	if err != nil {
+		return err
+	}
+	out.Body = r
+	switch {
+	case b.empty:
+		out.ContentLength, out.GetBody, out.TransferEncoding = 0, nil, nil
+	case b.kept:
+		out.ContentLength, out.TransferEncoding = int64(len(b.buf)), nil // the length is known now
+		out.GetBody = b.rewindFunc()
+	default:
+		out.GetBody = b.getBody // nil for a body that streams once
+	}
+	return nil
+}
+
+// next returns the body for the next try.
+func (b *Body) next() (io.ReadCloser, error) {
+	b.tries++
+	switch {
+	case b.empty:
+		return http.NoBody, nil
+	case b.kept:
+		return io.NopCloser(bytes.NewReader(b.buf)), nil
+	case b.tries == 1:
+		b.handedOver = true
+		return b.first, nil
+	case b.getBody != nil:
+		return b.getBody()
+	}
+	return nil, ErrBodyNotRewindable
+}
+
+// sendsAsIs reports whether the next try may send req as it is: it has no
+// body, or it is the first try and req's body is the caller's, which that
+// try takes.
+func (b *Body) sendsAsIs(req *http.Request) bool {
+	if b.empty {
+		return req.Body == nil || req.Body == http.NoBody
+	}
+	return b.tries == 0 && !b.kept && b.first == req.Body
+}
+
+// take counts a try that sends the request's own body (see sendsAsIs).
+func (b *Body) take() {
+	b.tries++
+	if !b.empty {
+		b.handedOver = true
+	}
+}
+
+// rewindFunc is the GetBody of a kept body, made once per Body, so that
+// net/http can rewind on its own (it does, on a dead reused connection).
+func (b *Body) rewindFunc() func() (io.ReadCloser, error) {
+	if b.rewind == nil {
+		buf := b.buf
+		b.rewind = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	}
+	return b.rewind
 }
 
 type readCloser struct {
@@ -141,35 +219,36 @@ func BufferBody(resp *http.Response) (complete bool, err error) {
 	return false, nil
 }
 
-// cancelBody ends a detached request context when the caller closes the
-// body of the response it belongs to (see call.send).
-type cancelBody struct {
+// detachedBody is the body of an answer whose request runs under a context
+// of its own (see Attempter.Attempt): closing it ends that context, and,
+// for an answer still bound to the try's context, stops watching it.
+type detachedBody struct {
 	io.ReadCloser
 	cancel context.CancelCauseFunc
+	stop   func() bool // nil once the answer is released from the try
 }
 
-func (b *cancelBody) Close() error {
+func (b *detachedBody) Close() error {
+	if b.stop != nil {
+		b.stop()
+	}
 	err := b.ReadCloser.Close()
 	b.cancel(nil)
 	return err
 }
 
-// cancelRWBody is cancelBody for the read-write body of a 101 Switching
+// detachedRWBody is detachedBody for the read-write body of a 101 Switching
 // Protocols response, which callers type-assert to io.Writer.
-type cancelRWBody struct {
-	io.ReadWriteCloser
-	cancel context.CancelCauseFunc
+type detachedRWBody struct {
+	detachedBody
+	w io.Writer
 }
 
-func (b *cancelRWBody) Close() error {
-	err := b.ReadWriteCloser.Close()
-	b.cancel(nil)
-	return err
-}
+func (b *detachedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-func withCancel(body io.ReadCloser, cancel context.CancelCauseFunc) io.ReadCloser {
+func detach(body io.ReadCloser, cancel context.CancelCauseFunc, stop func() bool) io.ReadCloser {
 	if rw, ok := body.(io.ReadWriteCloser); ok {
-		return &cancelRWBody{rw, cancel}
+		return &detachedRWBody{detachedBody{rw, cancel, stop}, rw}
 	}
-	return &cancelBody{body, cancel}
+	return &detachedBody{body, cancel, stop}
 }

@@ -166,6 +166,7 @@ type Transport struct {
 	once      *sluice.Pipeline                  // without: for bodies that cannot be re-sent
 	maxBody   int64
 	isFailure func(*http.Response) bool
+	attempt   Attempter // makes each attempt: Base, IsFailure, Clock
 	log       *slog.Logger
 	clock     sluice.Clock
 }
@@ -227,6 +228,7 @@ func NewTransport(cfg Config) (*Transport, error) {
 	if t.base == nil {
 		t.base, t.ownsBase = http.DefaultTransport.(*http.Transport).Clone(), true
 	}
+	t.attempt = Attempter{Base: t.base, IsFailure: t.isFailure, Clock: t.clock}
 	var limit sluice.Policy
 	if cfg.Limiter != nil {
 		if p, ok := cfg.Limiter.(sluice.Policy); ok {
@@ -282,10 +284,6 @@ func (t *Transport) ownBreakers(cfg Config) (*registry.Keyed[*breaker.Breaker], 
 	return fam, nil
 }
 
-func defaultIsFailure(resp *http.Response) bool {
-	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-}
-
 // Retry returns the retry policy in use, Config.Retry or the transport's own.
 func (t *Transport) Retry() *retry.Retry { return t.retry }
 
@@ -333,7 +331,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	c.br = br
-	if err := c.body.prepare(req, t.maxBody); err != nil {
+	if err := c.body.Reset(req, t.maxBody); err != nil {
 		return nil, err
 	}
 	if _, marked := sluice.Idempotent(c.Context); !marked && !idempotent(req) {
@@ -341,11 +339,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.Context = sluice.WithIdempotent(c.Context, false)
 	}
 	p := t.full
-	if !c.body.rewindable {
+	if !c.body.Rewindable() {
 		p = t.once
 	}
 	err = p.Do(c, attempt)
-	c.body.release()
+	c.body.Close()
 	return c.finish(err)
 }
 
@@ -406,7 +404,7 @@ type call struct {
 	req  *http.Request
 	host string
 	br   *breaker.Breaker
-	body reqBody
+	body Body
 	n    int            // attempts made
 	resp *http.Response // the last attempt's response, when a success
 	last *http.Response // the last attempt's response, when a failure
@@ -438,93 +436,23 @@ func attempt(ctx context.Context) error {
 	return ctx.Value(callKey{}).(*call).send(ctx)
 }
 
-// send makes one attempt under ctx, the attempt's context.
+// send makes one attempt under ctx, the attempt's context. The response
+// it keeps outlives ctx (see Attempter.Attempt), so that a per-attempt
+// timeout does not cut off the body of the answer RoundTrip returns.
 func (c *call) send(ctx context.Context) error {
 	c.n++
 	if c.last != nil { // the retry policy chose to try again
 		DiscardBody(c.last)
 		c.last = nil
 	}
-	body, err := c.body.forAttempt(c.n)
-	if err != nil {
-		return err
-	}
-	req := c.req
-	var (
-		cancel context.CancelCauseFunc
-		stop   func() bool
-	)
-	// A policy that bounds the attempt (a timeout) gives it a context that
-	// ends when the attempt's stage returns, which would cut off the body of
-	// the response we hand back. So the request runs under a context of its
-	// own, ended by the attempt's context only until the attempt is done.
-	detach := ctx.Done() != c.req.Context().Done()
-	if detach || body != c.req.Body {
-		rctx := c.req.Context()
-		if detach {
-			rctx, cancel = context.WithCancelCause(rctx)
-			stop = context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
-		}
-		req = c.req.WithContext(rctx)
-		req.Body = body
-		if gb := c.body.getBodyFunc(); gb != nil {
-			req.GetBody = gb
-		}
-	}
-	resp, err := c.t.base.RoundTrip(req)
-	if err != nil {
-		if cancel != nil {
-			stop()
-			cancel(nil)
-		}
-		return err
-	}
-	failure := c.t.isFailure(resp)
-	complete := false
-	if failure {
-		if complete, err = BufferBody(resp); err != nil {
-			if cancel != nil {
-				stop()
-				cancel(nil)
-			}
-			return err
-		}
-	}
-	if cancel != nil {
-		if !stop() {
-			// The attempt ended while the body was read: it is cut off.
-			resp.Body.Close()
-			cancel(nil)
-			return context.Cause(ctx)
-		}
-		if complete {
-			cancel(nil)
-		} else {
-			resp.Body = withCancel(resp.Body, cancel)
-		}
-	}
-	if !failure {
+	resp, err := c.t.attempt.Attempt(ctx, c.req, &c.body)
+	switch {
+	case err == nil:
 		c.resp = resp
-		return nil
+	case resp != nil:
+		c.last = resp
 	}
-	c.last = resp
-	hint := c.retryAfter(resp)
-	if reason := resp.Header.Get(HeaderReject); reason != "" || strings.EqualFold(resp.Header.Get(HeaderRetry), retryNo) {
-		return &NoRetryError{Code: resp.StatusCode, Reason: reason, RetryAfterHint: hint}
-	}
-	return &sluice.StatusError{Code: resp.StatusCode, RetryAfterHint: hint}
-}
-
-func (c *call) retryAfter(resp *http.Response) time.Duration {
-	v := resp.Header.Get(HeaderRetryAfter)
-	if v == "" {
-		return 0
-	}
-	d, ok := retry.ParseRetryAfter(v, c.t.clock.Now())
-	if !ok {
-		return 0
-	}
-	return d
+	return err
 }
 
 // finish turns the pipeline's outcome into RoundTrip's.
