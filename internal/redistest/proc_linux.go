@@ -10,3 +10,6 @@ import (
 func setParentDeath(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// The signals of Pause and Resume.
+var stopSignal, contSignal = syscall.SIGSTOP, syscall.SIGCONT

@@ -205,6 +205,26 @@ func (s *Server) kill() {
 	s.cmd = nil
 }
 
+// Pause stops the server with SIGSTOP: connections stay open and nothing
+// answers, as with a Redis that hangs or a network path that drops packets.
+// Resume continues it; a paused server is still killed when the test ends.
+func (s *Server) Pause() { s.signal(stopSignal) }
+
+// Resume continues a server stopped by Pause.
+func (s *Server) Resume() { s.signal(contSignal) }
+
+func (s *Server) signal(sig os.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("redistest: %v to a server that is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
+
 // Running reports whether the server process is up (it may not have been
 // killed by Kill: a server that exited by itself is not running either).
 func (s *Server) Running() bool {
@@ -241,10 +261,11 @@ func (s *Server) Restart() {
 }
 
 // Client returns a go-redis client for the server, closed when the test
-// ends. Each call returns a new client with its own connection pool, as a
+// ends. It honours context deadlines (ContextTimeoutEnabled), as the
+// clients of the Redis-backed stores must. Each call returns a new client with its own connection pool, as a
 // separate instance of the program would have.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: s.addr(), DisableIdentity: true, ContextTimeoutEnabled: true})
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -99,3 +99,19 @@ func TestTwoServers(t *testing.T) {
 		t.Fatalf("key set on a exists on b: %d, %v", n, err)
 	}
 }
+
+// A paused server does not answer until it is resumed.
+func TestPauseResume(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	srv.Pause()
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("a paused server answered PING")
+	}
+	srv.Resume()
+	if err := c.Ping(bg).Err(); err != nil {
+		t.Fatalf("PING after Resume: %v", err)
+	}
+}
