@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"regexp"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/httpstatus"
 )
 
 // FailureType says what kind of failure an error is, so that every policy
@@ -52,6 +53,13 @@ func (t FailureType) String() string {
 // against the dependency, which is overloaded or failing.
 var ErrDoNotRetry = errors.New("sluice: do not retry")
 
+// ErrTimeLimit is matched, through errors.Is, by the error a policy in this
+// process returns when a time limit it enforces passed (timeout.Error). The
+// classifier ranks it above any status the work, cut short, returned: the
+// call failed because it ran out of time, whatever it was doing then, so it
+// is FailureTimeout and retryable.
+var ErrTimeLimit = errors.New("sluice: time limit exceeded")
+
 // Failure is the verdict of a Classifier on one outcome.
 type Failure struct {
 	Type      FailureType
@@ -88,7 +96,7 @@ type StatusError struct {
 
 // Error returns "HTTP <code> <text>".
 func (e *StatusError) Error() string {
-	return "HTTP " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+	return "HTTP " + strconv.Itoa(e.Code) + " " + httpstatus.Text(e.Code)
 }
 
 // StatusCode returns the HTTP status code.
@@ -176,8 +184,9 @@ func Classify(ctx context.Context, err error) Failure { return DefaultClassifier
 // an open breaker's rejection wrapping the failure that opened it) is
 // FailureRejected whatever it wraps, and is not shown to the user's rules,
 // which would otherwise match that earlier failure; a failure marked
-// ErrDoNotRetry is FailureUnavailable and not retryable;
-// HTTP statuses by ClassifyStatus; context.DeadlineExceeded and
+// ErrDoNotRetry is FailureUnavailable and not retryable; a policy's own
+// time limit (ErrTimeLimit) is FailureTimeout and retryable, whatever status
+// the work it cut short carried; HTTP statuses by ClassifyStatus; context.DeadlineExceeded and
 // net.Error timeouts are FailureTimeout; connection refused, reset, broken
 // pipe, closed connections and temporary DNS failures are FailureNetwork; all
 // retryable. Anything else is FailureUnknown and retryable, as retry
@@ -251,6 +260,9 @@ func classifyBuiltin(err error) Failure {
 	if errors.Is(err, ErrDoNotRetry) {
 		return Failure{Type: FailureUnavailable}
 	}
+	if errors.Is(err, ErrTimeLimit) {
+		return Failure{Type: FailureTimeout, Retryable: true}
+	}
 	var sc StatusCoder
 	if errors.As(err, &sc) {
 		if f := ClassifyStatus(sc.StatusCode()); f.Type != FailureNone {
@@ -300,13 +312,13 @@ func ClassifyStatus(code int) Failure {
 	switch {
 	case code < 400:
 		return Failure{Type: FailureNone}
-	case code == http.StatusRequestTimeout, code == http.StatusGatewayTimeout:
+	case code == httpstatus.RequestTimeout, code == httpstatus.GatewayTimeout:
 		return Failure{Type: FailureTimeout, Retryable: true}
-	case code == http.StatusTooManyRequests:
+	case code == httpstatus.TooManyRequests:
 		return Failure{Type: FailureRateLimited, Retryable: true}
-	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable:
+	case code == httpstatus.BadGateway, code == httpstatus.ServiceUnavailable:
 		return Failure{Type: FailureUnavailable, Retryable: true}
-	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+	case code == httpstatus.Unauthorized, code == httpstatus.Forbidden:
 		return Failure{Type: FailureAuthentication}
 	case code < 500:
 		return Failure{Type: FailureClient}

@@ -127,6 +127,27 @@ func TestClassifyDeadlineTimeout(t *testing.T) {
 	wantFailure(t, context.Background(), err, sluice.FailureTimeout, true)
 }
 
+// timeLimitError is a policy's time limit that cut short work which
+// returned wrapped, as timeout.Error is.
+type timeLimitError struct{ wrapped error }
+
+func (e timeLimitError) Error() string        { return "limit passed: " + e.wrapped.Error() }
+func (e timeLimitError) Unwrap() error        { return e.wrapped }
+func (e timeLimitError) Is(target error) bool { return target == sluice.ErrTimeLimit }
+
+// A policy's time limit is a retryable timeout whatever the work it cut
+// short returned: its marker ranks above the status beneath it.
+func TestClassifyTimeLimitOverStatus(t *testing.T) {
+	for _, code := range []int{500, 404, 401, 503} {
+		wantFailure(t, context.Background(), timeLimitError{&sluice.StatusError{Code: code}}, sluice.FailureTimeout, true)
+	}
+	wantFailure(t, context.Background(), fmt.Errorf("call: %w", timeLimitError{errors.New("boom")}), sluice.FailureTimeout, true)
+	// The caller's own cancellation still wins.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	wantFailure(t, ctx, timeLimitError{context.Canceled}, sluice.FailureCanceled, false)
+}
+
 func TestClassifyClosedConn(t *testing.T) {
 	c := resetConn(t)
 	c.Close()

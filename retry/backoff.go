@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -374,11 +373,21 @@ func ParseRetryAfter(value string, now time.Time) (wait time.Duration, ok bool) 
 		}
 		return time.Duration(secs) * time.Second, true
 	}
-	t, err := http.ParseTime(value)
-	if err != nil {
-		return 0, false
+	for _, layout := range httpDateLayouts {
+		if t, err := time.Parse(layout, value); err == nil {
+			return max(t.Sub(now), 0), true
+		}
 	}
-	return max(t.Sub(now), 0), true
+	return 0, false
+}
+
+// httpDateLayouts are the three forms of an HTTP-date a recipient must
+// accept: IMF-fixdate first, then the obsolete RFC 850 and asctime forms.
+// Parsing them here keeps net/http out of the policy.
+var httpDateLayouts = [...]string{
+	"Mon, 02 Jan 2006 15:04:05 GMT",
+	time.RFC850,
+	time.ANSIC,
 }
 
 // retryAfterWait turns a server's Retry-After into the wait: capped by

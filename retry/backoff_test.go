@@ -141,6 +141,24 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+// The HTTP-date forms parse as net/http parses them, without the policy
+// importing it.
+func TestParseRetryAfterDatesAsNetHTTP(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := now.Add(90 * time.Second)
+	for _, in := range []string{
+		at.Format(http.TimeFormat), at.Format(time.RFC850), at.Format(time.ANSIC),
+		"Thu, 01 Jan 2026 12:01:30 GMT", "Thursday, 01-Jan-26 12:01:30 GMT", "Thu Jan  1 12:01:30 2026",
+		"Thu, 01 Jan 2026 12:01:30 UTC", "Thu, 1 Jan 2026 12:01:30 GMT", "2026-01-01T12:01:30Z",
+	} {
+		want, err := http.ParseTime(in)
+		got, ok := ParseRetryAfter(in, now)
+		if ok != (err == nil) || (ok && got != max(want.Sub(now), 0)) {
+			t.Errorf("ParseRetryAfter(%q) = %v, %v; net/http parses %v, %v", in, got, ok, want, err)
+		}
+	}
+}
+
 func TestRetryAfterWait(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(5, 6))
 	for range 1000 {

@@ -176,6 +176,9 @@ func API() Config {
 	return Config{
 		Name: "api", MaxAttempts: 4, Backoff: Exponential(2*time.Second, 1.5, 60*time.Second), Jitter: Proportional(0.1),
 		Classifier: &sluice.Classifier{Rules: []sluice.Rule{
+			// A timeout policy's error is a timeout whatever status the
+			// work it cut short returned.
+			{Is: sluice.ErrTimeLimit, Type: sluice.FailureTimeout, Retryable: true},
 			{Statuses: []int{429}, Type: sluice.FailureRateLimited, Retryable: true},
 			{Statuses: []int{502, 503}, Type: sluice.FailureUnavailable, Retryable: true},
 			{Statuses: []int{504}, Type: sluice.FailureTimeout, Retryable: true},

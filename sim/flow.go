@@ -114,6 +114,8 @@ func (a answers) plain(err error) error {
 	switch {
 	case errors.As(err, &sc):
 		return a.get(answerKey{code: sc.StatusCode()})
+	case errors.Is(err, sluice.ErrTimeLimit):
+		return a.get(answerKey{code: 504})
 	case errors.Is(err, sluice.ErrRejected):
 		return a.get(answerKey{code: 503})
 	}

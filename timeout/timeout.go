@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/sluice-go/sluice"
@@ -47,10 +46,13 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Is reports whether target is ErrExceeded or context.DeadlineExceeded, so
-// code that tests for either keeps working whatever the work returned.
+// Is reports whether target is ErrExceeded, sluice.ErrTimeLimit or
+// context.DeadlineExceeded, so code that tests for any of them keeps working
+// whatever the work returned. sluice.ErrTimeLimit is how the classifier
+// knows the error for a timeout even when the work, cut short, returned an
+// error carrying some status: it is a retryable FailureTimeout.
 func (e *Error) Is(target error) bool {
-	return target == ErrExceeded || target == context.DeadlineExceeded
+	return target == ErrExceeded || target == sluice.ErrTimeLimit || target == context.DeadlineExceeded
 }
 
 // Unwrap returns the work's own error.
@@ -62,12 +64,6 @@ func (e *Error) Timeout() bool { return true }
 // Temporary reports true, as context.DeadlineExceeded does, so that *Error
 // satisfies the whole net.Error interface.
 func (e *Error) Temporary() bool { return true }
-
-// StatusCode returns 504 Gateway Timeout. The sluice classifier reads status
-// codes before anything else in an error's chain, so this keeps a timeout a
-// retryable FailureTimeout even when the work, cut short, returned an error
-// carrying some other status; HTTP layers answer it with 504.
-func (e *Error) StatusCode() int { return http.StatusGatewayTimeout }
 
 // Config configures a Timeout. The zero Config is valid: no limit.
 type Config struct {

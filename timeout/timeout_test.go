@@ -353,7 +353,13 @@ func TestErrorMessage(t *testing.T) {
 	if got := e.Error(); got != "timeout: db exceeded 1s: context deadline exceeded" {
 		t.Errorf("named: %q", got)
 	}
-	if e.StatusCode() != 504 {
-		t.Errorf("StatusCode = %d", e.StatusCode())
+	// A timeout is a timeout by its own marker, not by pretending to be an
+	// HTTP 504: it carries no status, and HTTP layers choose the 504.
+	if !errors.Is(e, sluice.ErrTimeLimit) {
+		t.Error("errors.Is(e, sluice.ErrTimeLimit) = false")
+	}
+	var sc sluice.StatusCoder
+	if errors.As(error(e), &sc) {
+		t.Errorf("timeout.Error carries status %d", sc.StatusCode())
 	}
 }
