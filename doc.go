@@ -11,7 +11,7 @@
 //
 // A Pipeline lists policies outermost first:
 //
-//	p := sluice.NewPipeline(retryPolicy, breaker, bulkhead, timeout.New(5*time.Second))
+//	p := sluice.NewPipeline(retryPolicy, breaker, bulkhead, timeout.After(5*time.Second))
 //	err := p.Do(ctx, func(ctx context.Context) error { return send(ctx, cmd) })
 //	v, err := sluice.Get(ctx, p, func(ctx context.Context) (Status, error) { return fetch(ctx) })
 //

@@ -89,7 +89,7 @@ func BenchmarkPipelineRetry(b *testing.B) {
 func BenchmarkPipelineTimeout(b *testing.B) {
 	ctx := context.Background()
 	b.Run("sluice", func(b *testing.B) {
-		p := sluice.NewPipeline(timeout.New(time.Minute))
+		p := sluice.NewPipeline(timeout.After(time.Minute))
 		parallel(b, func() { _ = p.Do(ctx, ok) })
 	})
 	b.Run("failsafe", func(b *testing.B) {

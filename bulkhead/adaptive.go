@@ -1,6 +1,7 @@
 package bulkhead
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"strconv"
@@ -104,75 +105,53 @@ func (c AdaptiveConfig) withDefaults() (AdaptiveConfig, error) {
 	if c.MinLimit < 0 {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.MinLimit must not be negative, got %d", c.MinLimit)
 	}
-	if c.MinLimit == 0 {
-		c.MinLimit = defaultMinLimit
-	}
+	c.MinLimit = cmp.Or(c.MinLimit, defaultMinLimit)
 	if c.MaxLimit < 0 || c.MaxLimit > maxPermits {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.MaxLimit must be in [0, %d], got %d", maxPermits, c.MaxLimit)
 	}
-	if c.MaxLimit == 0 {
-		c.MaxLimit = max(defaultMaxLimit, c.MinLimit)
-	}
+	c.MaxLimit = cmp.Or(c.MaxLimit, max(defaultMaxLimit, c.MinLimit))
 	if c.MinLimit > c.MaxLimit {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.MinLimit must be <= MaxLimit, got %d > %d", c.MinLimit, c.MaxLimit)
 	}
 	if c.InitialLimit < 0 {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.InitialLimit must not be negative, got %d", c.InitialLimit)
 	}
-	if c.InitialLimit == 0 {
-		c.InitialLimit = min(max(defaultInitialLimit, c.MinLimit), c.MaxLimit)
-	}
+	c.InitialLimit = cmp.Or(c.InitialLimit, min(max(defaultInitialLimit, c.MinLimit), c.MaxLimit))
 	if c.InitialLimit < c.MinLimit || c.InitialLimit > c.MaxLimit {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.InitialLimit must be in [MinLimit, MaxLimit] = [%d, %d], got %d", c.MinLimit, c.MaxLimit, c.InitialLimit)
 	}
-	if c.Backoff == 0 {
-		c.Backoff = 0.9
-	}
+	c.Backoff = cmp.Or(c.Backoff, 0.9)
 	if !(c.Backoff > 0 && c.Backoff < 1) {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.Backoff must be in (0, 1), got %v", c.Backoff)
 	}
 	if c.LatencyThreshold < 0 {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.LatencyThreshold must not be negative, got %v", c.LatencyThreshold)
 	}
-	if c.Tolerance == 0 {
-		c.Tolerance = 1.5
-	}
+	c.Tolerance = cmp.Or(c.Tolerance, 1.5)
 	if !(c.Tolerance >= 1) || math.IsInf(c.Tolerance, 0) {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.Tolerance must be >= 1, got %v", c.Tolerance)
 	}
-	if c.Smoothing == 0 {
-		c.Smoothing = 0.2
-	}
+	c.Smoothing = cmp.Or(c.Smoothing, 0.2)
 	if !(c.Smoothing > 0 && c.Smoothing <= 1) {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.Smoothing must be in (0, 1], got %v", c.Smoothing)
 	}
 	if c.QueueSize < 0 {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.QueueSize must not be negative, got %d", c.QueueSize)
 	}
-	if c.QueueSize == 0 {
-		c.QueueSize = 4
-	}
+	c.QueueSize = cmp.Or(c.QueueSize, 4)
 	if c.Window < 0 {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.Window must not be negative, got %v", c.Window)
 	}
-	if c.Window == 0 {
-		c.Window = time.Second
-	}
+	c.Window = cmp.Or(c.Window, time.Second)
 	if c.WindowSamples < 0 {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.WindowSamples must not be negative, got %d", c.WindowSamples)
 	}
-	if c.WindowSamples == 0 {
-		c.WindowSamples = 10
-	}
+	c.WindowSamples = cmp.Or(c.WindowSamples, 10)
 	if c.LongWindow < 0 {
 		return c, fmt.Errorf("bulkhead: AdaptiveConfig.LongWindow must not be negative, got %d", c.LongWindow)
 	}
-	if c.LongWindow == 0 {
-		c.LongWindow = 600
-	}
-	if c.ProbeInterval == 0 {
-		c.ProbeInterval = time.Minute
-	}
+	c.LongWindow = cmp.Or(c.LongWindow, 600)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, time.Minute)
 	return c, nil
 }
 

@@ -1,6 +1,7 @@
 package bulkhead
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -127,9 +128,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RetryAfter < 0 {
 		return c, fmt.Errorf("bulkhead: Config.RetryAfter must not be negative, got %v", c.RetryAfter)
 	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = 100 * time.Millisecond
-	}
+	c.RetryAfter = cmp.Or(c.RetryAfter, 100*time.Millisecond)
 	if c.Isolation != Shared && c.OverflowRatio != 0 {
 		return c, fmt.Errorf("bulkhead: Config.OverflowRatio must be zero unless Isolation is Shared, got %v", c.OverflowRatio)
 	}
@@ -141,9 +140,7 @@ func (c Config) withDefaults() (Config, error) {
 		if c.Group == nil {
 			return c, fmt.Errorf("bulkhead: Config.Group must be set when Isolation is Shared")
 		}
-		if c.OverflowRatio == 0 {
-			c.OverflowRatio = 0.2
-		}
+		c.OverflowRatio = cmp.Or(c.OverflowRatio, 0.2)
 		if !(c.OverflowRatio >= 0 && c.OverflowRatio <= 1) {
 			return c, fmt.Errorf("bulkhead: Config.OverflowRatio must be in [0, 1], got %v", c.OverflowRatio)
 		}
@@ -161,9 +158,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Adaptive = a
 		c.MaxConcurrent = a.MaxLimit
 	}
-	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = 10
-	}
+	c.MaxConcurrent = cmp.Or(c.MaxConcurrent, 10)
 	return c, nil
 }
 

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -209,13 +210,9 @@ func New[T any](cfg Config) (*Cache[T], error) {
 	}
 	stale := min(cfg.StaleIfError, math.MaxInt64-ttl) // so that ttl+stale cannot overflow
 	maxEntries := cfg.MaxEntries
-	if maxEntries == 0 {
-		maxEntries = DefaultMaxEntries
-	}
+	maxEntries = cmp.Or(maxEntries, DefaultMaxEntries)
 	callTimeout := cfg.CallTimeout
-	if callTimeout == 0 {
-		callTimeout = DefaultCallTimeout
-	}
+	callTimeout = cmp.Or(callTimeout, DefaultCallTimeout)
 	serveStale := cfg.ServeStale
 	if serveStale == nil {
 		serveStale = func(ctx context.Context, err error) bool { return sluice.Classify(ctx, err).Failed() }
@@ -248,6 +245,16 @@ func New[T any](cfg Config) (*Cache[T], error) {
 		c.shards[i].init(capacity)
 	}
 	return c, nil
+}
+
+// MustNew is like New but panics on an invalid Config; for configurations
+// written in code.
+func MustNew[T any](cfg Config) *Cache[T] {
+	c, err := New[T](cfg)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // Name returns Config.Name.

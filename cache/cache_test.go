@@ -42,6 +42,15 @@ func TestNewValidation(t *testing.T) {
 			t.Errorf("case %d: New(%+v) error %v; want %q", i, tt.cfg, err, tt.want)
 		}
 	}
+	if cache.MustNew[int](cache.Config{}) == nil {
+		t.Error("MustNew(zero Config) = nil")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MustNew with an invalid Config did not panic")
+		}
+	}()
+	cache.MustNew[int](cache.Config{MaxEntries: -5})
 }
 
 // step is one Get at a virtual time, with what fn returns if called and

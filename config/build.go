@@ -293,7 +293,7 @@ func (c *Config) plan(r Route, opts BuildOptions) (routePlan, error) {
 		}
 	}
 	if d := cmpOr(r.Timeout, pol.Timeout); d > 0 {
-		t, err := timeout.NewWithConfig(timeout.Config{Name: r.Name, Timeout: d})
+		t, err := timeout.New(timeout.Config{Name: r.Name, Timeout: d})
 		if err != nil {
 			return fail("timeout", err)
 		}

@@ -1,6 +1,7 @@
 package fallback
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"reflect"
@@ -222,9 +223,7 @@ func New[T any](cfg Config[T]) (*Fallback[T], error) {
 		if a.Timeout < 0 {
 			return nil, fmt.Errorf("fallback: Config.Alternatives[%d].Timeout must be >= 0, got %v", i, a.Timeout)
 		}
-		if a.Name == "" {
-			a.Name = fmt.Sprintf("alternative-%d", i+1)
-		}
+		a.Name = cmp.Or(a.Name, fmt.Sprintf("alternative-%d", i+1))
 		if j, dup := seen[a.Name]; dup {
 			return nil, fmt.Errorf("fallback: Config.Alternatives[%d].Name %q must be unique, repeats Alternatives[%d]", i, a.Name, j)
 		}
@@ -237,12 +236,20 @@ func New[T any](cfg Config[T]) (*Fallback[T], error) {
 	}
 	if cfg.LastGoodTTL > 0 {
 		maxKeys := cfg.MaxKeys
-		if maxKeys == 0 {
-			maxKeys = DefaultMaxKeys
-		}
+		maxKeys = cmp.Or(maxKeys, DefaultMaxKeys)
 		f.store = newLastGood[T](cfg.LastGoodTTL, maxKeys)
 	}
 	return f, nil
+}
+
+// MustNew is like New but panics on an invalid Config; for configurations
+// written in code.
+func MustNew[T any](cfg Config[T]) *Fallback[T] {
+	f, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 // Name returns Config.Name.

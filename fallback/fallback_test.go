@@ -485,6 +485,15 @@ func TestValidation(t *testing.T) {
 	if _, err := fallback.New(fallback.Config[int]{}); err != nil {
 		t.Errorf("zero Config: %v", err)
 	}
+	if fallback.MustNew(fallback.Config[int]{}) == nil {
+		t.Error("MustNew(zero Config) = nil")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MustNew with an invalid Config did not panic")
+		}
+	}()
+	fallback.MustNew(fallback.Config[int]{MaxKeys: -1})
 }
 
 func TestBranchString(t *testing.T) {

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -94,14 +95,10 @@ func (cfg Config) params() (*params, error) {
 	case cfg.Burst < 0:
 		return nil, fmt.Errorf("ratelimit: Config.Burst must be >= 0, got %d", cfg.Burst)
 	}
-	if cfg.Per == 0 {
-		cfg.Per = time.Second
-	}
+	cfg.Per = cmp.Or(cfg.Per, time.Second)
 	p := &params{smooth: cfg.Smooth}
 	if cfg.Rate == 0 || math.IsInf(cfg.Rate, 1) {
-		if cfg.Burst == 0 {
-			cfg.Burst = 1
-		}
+		cfg.Burst = cmp.Or(cfg.Burst, 1)
 		cfg.Rate = 0
 		p.cfg, p.burst = cfg, int64(cfg.Burst)
 		return p, nil
@@ -110,9 +107,7 @@ func (cfg Config) params() (*params, error) {
 	if iv < 1 {
 		return nil, fmt.Errorf("ratelimit: Config.Rate must be at most one token per nanosecond, got %v per %v", cfg.Rate, cfg.Per)
 	}
-	if cfg.Burst == 0 {
-		cfg.Burst = int(min(math.Max(1, math.Ceil(cfg.Rate)), math.MaxInt32))
-	}
+	cfg.Burst = cmp.Or(cfg.Burst, int(min(math.Max(1, math.Ceil(cfg.Rate)), math.MaxInt32)))
 	if iv*float64(cfg.Burst) >= maxSpan {
 		return nil, fmt.Errorf("ratelimit: Config.Burst × Per/Rate must be under 73 years, got %d × %v", cfg.Burst, time.Duration(iv))
 	}

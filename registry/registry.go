@@ -100,7 +100,7 @@ func New(cfg Config) *Registry {
 		func(c retry.Config) (*retry.Retry, error) { c.Clock = r.clockOr(c.Clock); return retry.New(c) },
 		func(x *retry.Retry, c retry.Config) error { c.Clock = r.clockOr(c.Clock); return x.Update(c) })
 	r.timeouts = newFamily("timeout",
-		func(c timeout.Config) (*timeout.Timeout, error) { return timeout.NewWithConfig(c) }, nil)
+		timeout.New, nil)
 	return r
 }
 

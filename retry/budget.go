@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -164,15 +165,9 @@ func NewBudget(cfg BudgetConfig) (*RatioBudget, error) {
 	case math.IsNaN(cfg.MinRetriesPerSecond) || math.IsInf(cfg.MinRetriesPerSecond, 0):
 		return nil, fmt.Errorf("retry: BudgetConfig.MinRetriesPerSecond must be finite, got %v", cfg.MinRetriesPerSecond)
 	}
-	if cfg.Ratio == 0 {
-		cfg.Ratio = DefaultBudgetRatio
-	}
-	if cfg.Window == 0 {
-		cfg.Window = DefaultBudgetWindow
-	}
-	if cfg.MinRetriesPerSecond == 0 {
-		cfg.MinRetriesPerSecond = DefaultMinRetriesPerSecond
-	}
+	cfg.Ratio = cmp.Or(cfg.Ratio, DefaultBudgetRatio)
+	cfg.Window = cmp.Or(cfg.Window, DefaultBudgetWindow)
+	cfg.MinRetriesPerSecond = cmp.Or(cfg.MinRetriesPerSecond, DefaultMinRetriesPerSecond)
 	b := &RatioBudget{
 		ratio:  int64(math.Round(min(cfg.Ratio, 1000) * oneRetry)),
 		width:  max(int64(cfg.Window)/budgetBuckets, 1),
@@ -386,12 +381,8 @@ func NewTokenBudget(cfg TokenBudgetConfig) (*TokenBudget, error) {
 	if !(cfg.TokenRatio >= 0) || cfg.TokenRatio > 1e12 {
 		return nil, fmt.Errorf("retry: TokenBudgetConfig.TokenRatio must be within [0, 1e12], got %v", cfg.TokenRatio)
 	}
-	if cfg.MaxTokens == 0 {
-		cfg.MaxTokens = DefaultMaxTokens
-	}
-	if cfg.TokenRatio == 0 {
-		cfg.TokenRatio = DefaultTokenRatio
-	}
+	cfg.MaxTokens = cmp.Or(cfg.MaxTokens, DefaultMaxTokens)
+	cfg.TokenRatio = cmp.Or(cfg.TokenRatio, DefaultTokenRatio)
 	t := &TokenBudget{max: int64(cfg.MaxTokens * 1000), ratio: int64(cfg.TokenRatio * 1000)}
 	t.tokens.Store(t.max)
 	return t, nil

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -195,21 +196,15 @@ func hasStatus(err error) bool {
 // withDefaults returns c with zero fields filled in (but Budget, Classifier
 // and Clock left nil: their defaults are objects).
 func (c Config) withDefaults() Config {
-	if c.Name == "" {
-		c.Name = DefaultName
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
+	c.Name = cmp.Or(c.Name, DefaultName)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
 	if c.Backoff.IsZero() {
 		c.Backoff = DefaultBackoff()
 	}
 	if c.Jitter.kind == JitterDefault {
 		c.Jitter = FullJitter
 	}
-	if c.SampleEvery == 0 {
-		c.SampleEvery = DefaultSampleEvery
-	}
+	c.SampleEvery = cmp.Or(c.SampleEvery, DefaultSampleEvery)
 	return c
 }
 

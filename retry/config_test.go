@@ -53,6 +53,18 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+func TestMustNew(t *testing.T) {
+	if r := MustNew(Config{Name: "db"}); r.Config().Name != "db" {
+		t.Errorf("MustNew name %q", r.Config().Name)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MustNew with an invalid Config did not panic")
+		}
+	}()
+	MustNew(Config{MaxAttempts: -1})
+}
+
 func TestZeroConfigDefaults(t *testing.T) {
 	r, err := New(Config{})
 	if err != nil {

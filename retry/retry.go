@@ -77,6 +77,16 @@ func New(cfg Config) (*Retry, error) {
 	return r, nil
 }
 
+// MustNew is like New but panics on an invalid Config; for configurations
+// written in code.
+func MustNew(cfg Config) *Retry {
+	r, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
 func (r *Retry) settingsFor(cfg Config) (*settings, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -138,9 +139,7 @@ func NewSelector(cfg SelectorConfig) (*Selector, error) {
 	if !(cfg.Epsilon >= 0 && cfg.Epsilon <= 1) {
 		return nil, fmt.Errorf("retry: SelectorConfig.Epsilon must be within [0, 1], got %v", cfg.Epsilon)
 	}
-	if cfg.Epsilon == 0 {
-		cfg.Epsilon = 0.1
-	}
+	cfg.Epsilon = cmp.Or(cfg.Epsilon, 0.1)
 	if cfg.Reward == nil {
 		cfg.Reward = DefaultReward
 	}

@@ -45,7 +45,7 @@ func BenchmarkTransport(b *testing.B) {
 			Base:     base,
 			Limiter:  ratelimit.MustNew(ratelimit.Config{Rate: 1e9, Burst: 1e9}),
 			Bulkhead: bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1000}),
-			Timeout:  timeout.New(time.Minute),
+			Timeout:  timeout.After(time.Minute),
 		})
 		defer tr.Close()
 		benchTransport(b, tr)
@@ -87,7 +87,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		benchHandler(b, sluicehttp.Middleware(sluicehttp.ServerConfig{
 			Limiter:  ratelimit.MustNew(ratelimit.Config{Rate: 1e9, Burst: 1e9}),
 			Bulkhead: bulkhead.MustNew(bulkhead.Config{MaxConcurrent: 1000}),
-			Timeout:  timeout.New(time.Minute),
+			Timeout:  timeout.After(time.Minute),
 		})(h))
 	})
 }

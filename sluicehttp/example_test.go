@@ -83,7 +83,7 @@ func ExampleTransport_lastAnswer() {
 // with 429, Retry-After and Sluice-Reject.
 func ExampleMiddleware() {
 	lim := ratelimit.MustNew(ratelimit.Config{Rate: 1, Per: time.Minute, Burst: 1})
-	mw := sluicehttp.Middleware(sluicehttp.ServerConfig{Limiter: lim, Timeout: timeout.New(time.Second)})
+	mw := sluicehttp.Middleware(sluicehttp.ServerConfig{Limiter: lim, Timeout: timeout.After(time.Second)})
 	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "hello")
 	})))
@@ -114,7 +114,7 @@ func ExampleHandler() {
 			fmt.Fprintln(w, "finally")
 		}
 	})
-	srv := httptest.NewServer(sluicehttp.Handler(slow, timeout.New(10*time.Millisecond)))
+	srv := httptest.NewServer(sluicehttp.Handler(slow, timeout.After(10*time.Millisecond)))
 	defer srv.Close()
 
 	resp, err := srv.Client().Get(srv.URL)

@@ -60,7 +60,7 @@ func limitedErr(t *testing.T) error {
 
 func timeoutErr(t *testing.T) error {
 	t.Helper()
-	to := timeout.New(time.Millisecond)
+	to := timeout.After(time.Millisecond)
 	return sluice.NewPipeline(to).Do(t.Context(), func(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()

@@ -119,7 +119,7 @@ func TestMiddlewareBulkheadFull(t *testing.T) {
 
 func TestMiddlewareTimeout(t *testing.T) {
 	t.Run("handler honours its context", func(t *testing.T) {
-		to := timeout.New(20 * time.Millisecond)
+		to := timeout.After(20 * time.Millisecond)
 		lateWrite := make(chan error, 1)
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
@@ -155,7 +155,7 @@ func TestMiddlewareTimeout(t *testing.T) {
 			<-release // deaf to the deadline
 			w.Write([]byte("ignored"))
 		})
-		srv, _ := server(t, sluicehttp.Middleware(sluicehttp.ServerConfig{Timeout: timeout.New(20 * time.Millisecond)})(h))
+		srv, _ := server(t, sluicehttp.Middleware(sluicehttp.ServerConfig{Timeout: timeout.After(20 * time.Millisecond)})(h))
 		c := client(t)
 		var resp *http.Response
 		var body []byte
@@ -217,7 +217,7 @@ func TestMiddlewareTimeout(t *testing.T) {
 			io.WriteString(w, "body")
 			w.Header().Set("X-Sum", "42")
 		})
-		srv, _ := server(t, sluicehttp.Middleware(sluicehttp.ServerConfig{Timeout: timeout.New(time.Minute)})(h))
+		srv, _ := server(t, sluicehttp.Middleware(sluicehttp.ServerConfig{Timeout: timeout.After(time.Minute)})(h))
 		c := client(t)
 		resp, body := fetch(t, c, srv.URL+"/empty")
 		if resp.StatusCode != 200 || resp.Header.Get("X-Only-Header") != "yes" || body != "" {
@@ -257,7 +257,7 @@ func TestHandlerAnswersEveryRow(t *testing.T) {
 		{"breaker open", nil, tripped, wantAnswer{503, "circuit-open", "30", "circuit open\n"}},
 		{"bulkhead full", nil, full, wantAnswer{503, "bulkhead-full", "1", "bulkhead full\n"}},
 		{"rate limited", nil, limited, wantAnswer{429, "rate-limited", "60", "rate limited\n"}},
-		{"timeout", slow, timeout.New(10 * time.Millisecond), wantAnswer{504, "timeout", "", "timeout\n"}},
+		{"timeout", slow, timeout.After(10 * time.Millisecond), wantAnswer{504, "timeout", "", "timeout\n"}},
 		{"budget exhausted", nil, budget, wantAnswer{503, "budget-exhausted", "2", "retry budget exhausted\n"}},
 		{"other rejection", nil, custom, wantAnswer{503, "rejected", "", "rejected\n"}},
 		{"not a rejection", nil, broken, wantAnswer{503, "", "", "Service Unavailable\n"}},

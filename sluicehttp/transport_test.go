@@ -241,7 +241,7 @@ func TestSlowSuccessBodyStreamsPastTheAttemptTimeout(t *testing.T) {
 		name string
 		cfg  sluicehttp.Config
 	}{
-		{"timeout policy", sluicehttp.Config{Timeout: timeout.New(10 * time.Second)}},
+		{"timeout policy", sluicehttp.Config{Timeout: timeout.After(10 * time.Second)}},
 		{"retry AttemptTimeout", sluicehttp.Config{Retry: attemptTimeout}},
 		{"no timeout", sluicehttp.Config{}},
 	} {
@@ -282,7 +282,7 @@ func TestSlowFailureBodyTimesTheAttemptOut(t *testing.T) {
 		answer(200, "ok"),
 	)
 	srv, _ := server(t, s)
-	to := timeout.New(250 * time.Millisecond)
+	to := timeout.After(250 * time.Millisecond)
 	tr := transport(t, sluicehttp.Config{Retry: fastRetry(t, 2), Timeout: to})
 
 	var resp *http.Response

@@ -176,7 +176,7 @@ func newStack(t *testing.T, cfg stackConfig) *stack {
 	if s.bh, err = bulkhead.New(cfg.bulkhead); err != nil {
 		t.Fatal(err)
 	}
-	s.to = timeout.New(cfg.timeout)
+	s.to = timeout.After(cfg.timeout)
 	s.p = sluice.NewPipeline(s.fb, s.rt, s.br, s.bh, s.to)
 	return s
 }

@@ -17,7 +17,7 @@ import (
 // are 3 attempts with a constant 100ms (or 200ms) wait.
 func TestTimeoutPlacement(t *testing.T) {
 	named := func(name string, d time.Duration) *timeout.Timeout {
-		to, err := timeout.NewWithConfig(timeout.Config{Name: name, Timeout: d})
+		to, err := timeout.New(timeout.Config{Name: name, Timeout: d})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 func BenchmarkTimeout(b *testing.B) {
 	work := func(ctx context.Context) error { return ctx.Err() }
 	b.Run("derived", func(b *testing.B) {
-		p := sluice.NewPipeline(timeout.New(5 * time.Second))
+		p := sluice.NewPipeline(timeout.After(5 * time.Second))
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			ctx := context.Background()
@@ -26,7 +26,7 @@ func BenchmarkTimeout(b *testing.B) {
 		})
 	})
 	b.Run("caller-deadline-earlier", func(b *testing.B) {
-		p := sluice.NewPipeline(timeout.New(2 * time.Hour))
+		p := sluice.NewPipeline(timeout.After(2 * time.Hour))
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)

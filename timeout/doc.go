@@ -12,8 +12,8 @@
 //
 // Where a Timeout sits in a pipeline decides what it bounds:
 //
-//	sluice.NewPipeline(timeout.New(10*time.Second), retryPolicy) // overall: every attempt and every backoff sleep
-//	sluice.NewPipeline(retryPolicy, timeout.New(2*time.Second))  // per attempt: each attempt gets a fresh 2 s
+//	sluice.NewPipeline(timeout.After(10*time.Second), retryPolicy) // overall: every attempt and every backoff sleep
+//	sluice.NewPipeline(retryPolicy, timeout.After(2*time.Second))  // per attempt: each attempt gets a fresh 2 s
 //
 // Both may be used together. An overall timeout also cuts short a retry's
 // backoff sleep, since sluice.Sleep returns as soon as the context ends.

@@ -13,7 +13,7 @@ import (
 // A call that outlives its limit is cancelled through its context; the
 // error says so in every way callers test for.
 func Example() {
-	p := sluice.NewPipeline(timeout.New(20 * time.Millisecond))
+	p := sluice.NewPipeline(timeout.After(20 * time.Millisecond))
 
 	err := p.Do(context.Background(), func(ctx context.Context) error {
 		select {
@@ -41,8 +41,8 @@ func Example() {
 // Placed inside a retry policy, a Timeout bounds each attempt; placed
 // outside, it bounds the whole call, backoff sleeps included.
 func Example_placement() {
-	perAttempt := timeout.New(2 * time.Second)
-	overall, err := timeout.NewWithConfig(timeout.Config{Name: "agents", Timeout: 10 * time.Second})
+	perAttempt := timeout.After(2 * time.Second)
+	overall, err := timeout.New(timeout.Config{Name: "agents", Timeout: 10 * time.Second})
 	if err != nil {
 		panic(err)
 	}
@@ -69,10 +69,10 @@ func Example_placement() {
 	// Output: 3 <nil> {1 0} {3 0}
 }
 
-// A limit read from configuration goes through NewWithConfig, which rejects
-// negative values with an error naming the field.
-func ExampleNewWithConfig() {
-	_, err := timeout.NewWithConfig(timeout.Config{Timeout: -5 * time.Second})
+// A limit read from configuration goes through New, which rejects negative
+// values with an error naming the field.
+func ExampleNew() {
+	_, err := timeout.New(timeout.Config{Timeout: -5 * time.Second})
 	fmt.Println(err)
 	// Output: timeout: Config.Timeout must be >= 0, got -5s
 }

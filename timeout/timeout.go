@@ -104,16 +104,8 @@ type Timeout struct {
 
 var _ sluice.Policy = (*Timeout)(nil)
 
-// New returns a Timeout with limit d, for limits written in code. A d of
-// zero or less means no limit; use NewWithConfig for limits that come from
-// input, since it rejects negative values.
-func New(d time.Duration) *Timeout {
-	t, _ := NewWithConfig(Config{Timeout: max(d, 0)})
-	return t
-}
-
-// NewWithConfig validates cfg and returns a Timeout.
-func NewWithConfig(cfg Config) (*Timeout, error) {
+// New returns a Timeout for cfg, or an error naming the invalid field.
+func New(cfg Config) (*Timeout, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("timeout: Config.Timeout must be >= 0, got %v", cfg.Timeout)
 	}
@@ -123,6 +115,23 @@ func NewWithConfig(cfg Config) (*Timeout, error) {
 		cause:     &Error{Name: cfg.Name, Limit: cfg.Timeout},
 		onTimeout: cfg.OnTimeout,
 	}, nil
+}
+
+// MustNew is like New but panics on an invalid Config; for configurations
+// written in code.
+func MustNew(cfg Config) *Timeout {
+	t, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// After returns an unnamed Timeout with limit d: the short form of
+// MustNew(Config{Timeout: d}) for the common limit written in code. A d of
+// zero or less means no limit.
+func After(d time.Duration) *Timeout {
+	return MustNew(Config{Timeout: max(d, 0)})
 }
 
 // Name returns Config.Name.

@@ -65,7 +65,7 @@ func TestExceeded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var hooked *timeout.Error
-				to, err := timeout.NewWithConfig(timeout.Config{Name: "agents", Timeout: time.Second,
+				to, err := timeout.New(timeout.Config{Name: "agents", Timeout: time.Second,
 					OnTimeout: func(e *timeout.Error) { hooked = e }})
 				if err != nil {
 					t.Fatal(err)
@@ -109,7 +109,7 @@ func TestExceeded(t *testing.T) {
 
 func TestCalleeSeesCause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := sluice.NewPipeline(timeout.New(50 * time.Millisecond))
+		p := sluice.NewPipeline(timeout.After(50 * time.Millisecond))
 		var cause error
 		_ = p.Do(context.Background(), func(ctx context.Context) error {
 			if _, ok := ctx.Deadline(); !ok {
@@ -131,7 +131,7 @@ func TestCalleeSeesCause(t *testing.T) {
 
 func TestFinishesInTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		to := timeout.New(time.Second)
+		to := timeout.After(time.Second)
 		p := sluice.NewPipeline(to)
 		v, err := sluice.Get(context.Background(), p, func(ctx context.Context) (int, error) {
 			time.Sleep(999 * time.Millisecond)
@@ -153,7 +153,7 @@ func TestFinishesInTime(t *testing.T) {
 
 func TestLateSuccessStands(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		to := timeout.New(time.Second)
+		to := timeout.After(time.Second)
 		err := sluice.NewPipeline(to).Do(context.Background(), func(ctx context.Context) error {
 			time.Sleep(2 * time.Second) // ignores ctx
 			return nil
@@ -170,7 +170,7 @@ func TestLateSuccessStands(t *testing.T) {
 func TestCallerEndsFirst(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			to := timeout.New(time.Second)
+			to := timeout.After(time.Second)
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(300*time.Millisecond, cancel)
 			err := sluice.NewPipeline(to).Do(ctx, waitDone(func(ctx context.Context) error { return ctx.Err() }))
@@ -187,7 +187,7 @@ func TestCallerEndsFirst(t *testing.T) {
 	})
 	t.Run("earlier caller deadline skips the derived context", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			to := timeout.New(time.Second)
+			to := timeout.After(time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 			defer cancel()
 			start := time.Now()
@@ -211,7 +211,7 @@ func TestCallerEndsFirst(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			start := time.Now()
-			err := sluice.NewPipeline(timeout.New(time.Second)).Do(ctx, waitDone(context.Cause))
+			err := sluice.NewPipeline(timeout.After(time.Second)).Do(ctx, waitDone(context.Cause))
 			if !errors.Is(err, timeout.ErrExceeded) || time.Since(start) != time.Second {
 				t.Fatalf("got %v after %v, want ErrExceeded after 1s", err, time.Since(start))
 			}
@@ -240,7 +240,7 @@ func TestPlacement(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var ends []time.Duration
 			start := time.Now()
-			p := sluice.NewPipeline(attempts(3, &ends, &start), timeout.New(time.Second))
+			p := sluice.NewPipeline(attempts(3, &ends, &start), timeout.After(time.Second))
 			err := p.Do(context.Background(), waitDone(context.Cause))
 			if !errors.Is(err, timeout.ErrExceeded) {
 				t.Fatalf("got %v", err)
@@ -255,7 +255,7 @@ func TestPlacement(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var ends []time.Duration
 			start := time.Now()
-			p := sluice.NewPipeline(timeout.New(2500*time.Millisecond), attempts(5, &ends, &start))
+			p := sluice.NewPipeline(timeout.After(2500*time.Millisecond), attempts(5, &ends, &start))
 			err := p.Do(context.Background(), func(ctx context.Context) error {
 				select {
 				case <-time.After(time.Second):
@@ -288,7 +288,7 @@ func equal(a, b []time.Duration) bool {
 }
 
 func TestNoLimit(t *testing.T) {
-	for _, to := range []*timeout.Timeout{timeout.New(0), timeout.New(-time.Second), mustNew(t, timeout.Config{})} {
+	for _, to := range []*timeout.Timeout{timeout.After(0), timeout.After(-time.Second), mustNew(t, timeout.Config{})} {
 		if to.Limit() != 0 {
 			t.Fatalf("Limit = %v, want 0", to.Limit())
 		}
@@ -307,15 +307,27 @@ func TestNoLimit(t *testing.T) {
 
 func mustNew(t *testing.T, cfg timeout.Config) *timeout.Timeout {
 	t.Helper()
-	to, err := timeout.NewWithConfig(cfg)
+	to, err := timeout.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return to
 }
 
+func TestMustNew(t *testing.T) {
+	if to := timeout.MustNew(timeout.Config{Name: "db", Timeout: time.Second}); to.Name() != "db" || to.Limit() != time.Second {
+		t.Errorf("MustNew = %q %v", to.Name(), to.Limit())
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MustNew with a negative Timeout did not panic")
+		}
+	}()
+	timeout.MustNew(timeout.Config{Timeout: -time.Second})
+}
+
 func TestValidation(t *testing.T) {
-	_, err := timeout.NewWithConfig(timeout.Config{Timeout: -time.Millisecond})
+	_, err := timeout.New(timeout.Config{Timeout: -time.Millisecond})
 	if err == nil || err.Error() != "timeout: Config.Timeout must be >= 0, got -1ms" {
 		t.Fatalf("got %v", err)
 	}
@@ -323,7 +335,7 @@ func TestValidation(t *testing.T) {
 
 func TestPanicPropagates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		to := timeout.New(time.Second)
+		to := timeout.After(time.Second)
 		defer func() {
 			if r := recover(); r != "boom" {
 				t.Fatalf("recovered %v, want boom", r)
@@ -334,7 +346,7 @@ func TestPanicPropagates(t *testing.T) {
 }
 
 func TestSkipPathAllocatesNothing(t *testing.T) {
-	to := timeout.New(time.Hour)
+	to := timeout.After(time.Hour)
 	p := sluice.NewPipeline(to)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

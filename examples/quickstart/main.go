@@ -61,7 +61,7 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer br.Close()
-	p := sluice.NewPipeline(rt, br, timeout.New(2*time.Second))
+	p := sluice.NewPipeline(rt, br, timeout.After(2*time.Second))
 
 	body, err := sluice.Get(context.Background(), p, func(ctx context.Context) (string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, upstream.URL+"/status", nil)

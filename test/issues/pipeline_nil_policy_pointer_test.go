@@ -58,7 +58,7 @@ func TestPipelineNilPolicyPointer(t *testing.T) {
 		fb *fallback.Fallback[int]
 		pf sluice.PolicyFunc
 	)
-	keep := timeout.New(0)
+	keep := timeout.After(0)
 	p = sluice.NewPipeline(fb, r, b, bh, rl, keep, to, pf, nil)
 	if got := p.Policies(); len(got) != 1 || got[0] != sluice.Policy(keep) {
 		t.Fatalf("NewPipeline kept %v, want only the non-nil timeout", got)
