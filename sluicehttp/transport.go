@@ -166,7 +166,7 @@ type Transport struct {
 	once      *sluice.Pipeline                  // without: for bodies that cannot be re-sent
 	maxBody   int64
 	isFailure func(*http.Response) bool
-	attempt   Attempter // makes each attempt: Base, IsFailure, Clock
+	attempt   Attempter // makes each attempt: base, isFailure, clock
 	log       *slog.Logger
 	clock     sluice.Clock
 }
@@ -228,7 +228,7 @@ func NewTransport(cfg Config) (*Transport, error) {
 	if t.base == nil {
 		t.base, t.ownsBase = http.DefaultTransport.(*http.Transport).Clone(), true
 	}
-	t.attempt = Attempter{Base: t.base, IsFailure: t.isFailure, Clock: t.clock}
+	t.attempt = Attempter{Base: t.base, Failure: FailureFunc(t.isFailure), Clock: t.clock}
 	var limit sluice.Policy
 	if cfg.Limiter != nil {
 		if p, ok := cfg.Limiter.(sluice.Policy); ok {
