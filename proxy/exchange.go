@@ -11,11 +11,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
-	"github.com/sluice-go/sluice/retry"
 	"github.com/sluice-go/sluice/sluicehttp"
 )
 
@@ -29,7 +29,7 @@ var errCommitted = errors.New("proxy: response already sent to the client")
 // repeated whatever the retry policy says.
 func neverRetry(err error) bool {
 	var se *streamError
-	return errors.As(err, &se) || errors.Is(err, errCommitted) || errors.Is(err, errBodySent)
+	return errors.As(err, &se) || errors.Is(err, errCommitted) || errors.Is(err, sluicehttp.ErrBodyNotRewindable)
 }
 
 // answerError is the error of a try that reached the upstream and got a
@@ -103,18 +103,23 @@ func (e *streamError) Unwrap() error { return e.err }
 
 // exchange is one client request on its way through a route.
 type exchange struct {
-	s          *Server
-	rt         *route
-	w          http.ResponseWriter
-	rc         *http.ResponseController
-	r          *http.Request
-	body       *reqBody
-	header     http.Header // sent upstream, shared by every try
-	idempotent bool        // may be sent more than once
-	tries      int         // round trips made
-	last       *http.Response
-	committed  bool   // the response header went to the client
-	cacheKey   string // "" when the answer is not for the stale cache
+	s         *Server
+	rt        *route
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	r         *http.Request
+	body      *sluicehttp.Body // nil until read; then &bodyStore
+	bodyStore sluicehttp.Body
+	// bodyTimedOut is set when reading a streamed body, which the
+	// transport does while a try runs, hit the read deadline of
+	// body_timeout (see clientBody).
+	bodyTimedOut atomic.Bool
+	header       http.Header // sent upstream, shared by every try
+	idempotent   bool        // may be sent more than once
+	tries        int         // round trips made
+	last         *http.Response
+	committed    bool   // the response header went to the client
+	cacheKey     string // "" when the answer is not for the stale cache
 }
 
 // serve runs r through the route and answers it.
@@ -137,7 +142,7 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 	err := rt.admit.Do(r.Context(), ex.admitted)
 	noteResult(w, err)
 	switch {
-	case errors.Is(err, errBodyTimeout) || (!ex.committed && ex.body != nil && ex.body.timedOut.Load()):
+	case errors.Is(err, errBodyTimeout) || (!ex.committed && ex.body != nil && ex.bodyTimedOut.Load()):
 		noteResult(w, errBodyTimeout)
 		w.Header().Set("Connection", "close")
 		http.Error(w, "sluice: the request body took too long", http.StatusRequestTimeout)
@@ -177,22 +182,28 @@ var (
 func (ex *exchange) admitted(ctx context.Context) error {
 	rt, r := ex.rt, ex.r
 	bounded := hasBody(r) && ex.rc.SetReadDeadline(time.Now().Add(rt.bodyTimeout)) == nil
-	body, err := readBody(r, rt.maxBody)
-	if err != nil {
+	// The body is kept in memory if it fits max_retry_body, so that every
+	// try and a queued message get all of it; a bigger one streams once.
+	src := http.Request{Body: http.NoBody}
+	if hasBody(r) {
+		src.Body, src.ContentLength = &clientBody{r: r.Body, timedOut: &ex.bodyTimedOut}, r.ContentLength
+	}
+	if err := ex.bodyStore.Reset(&src, rt.maxBody); err != nil {
 		rt.s.log.Debug("proxy: reading the request body", slog.String("route", rt.name), slog.Any("error", err))
 		if isTimeout(err) {
 			return errBodyTimeout
 		}
 		return errReadBody
 	}
-	if bounded && body.kept {
+	ex.body = &ex.bodyStore
+	buf, kept := ex.body.Bytes()
+	if bounded && kept {
 		_ = ex.rc.SetReadDeadline(time.Time{}) // all of it is here
 	}
-	ex.body = body
-	if body.kept && len(body.buf) > 0 {
+	if kept && len(buf) > 0 {
 		ex.header.Del("Expect") // the body is here: no need to ask
 	}
-	ex.idempotent = rt.idempotent(r) && body.rewindable()
+	ex.idempotent = rt.idempotent(r) && ex.body.Rewindable()
 	return rt.retry.Do(sluice.WithIdempotent(ctx, ex.idempotent), ex.attempt)
 }
 
@@ -222,7 +233,7 @@ func (ex *exchange) attempt(ctx context.Context) error {
 // otherwise only when the failed upstream never received it (its breaker
 // was open, or the connection was refused).
 func (ex *exchange) mayFallOver(err error) bool {
-	if ex.committed || ex.body == nil || ex.body.consumed {
+	if ex.committed || ex.body == nil || ex.body.Consumed() {
 		return false
 	}
 	if ex.idempotent {
@@ -257,73 +268,36 @@ func pickError(errs []error) error {
 }
 
 // try sends the request to one upstream, under ctx (the upstream's breaker
-// and timeout). A good answer is streamed to the client at once; a failure
-// answer is kept for the exchange and returned as an *answerError.
+// and timeout), as one sluicehttp attempt. A good answer is streamed to
+// the client at once, still under ctx (the attempt is Bound); a failure
+// answer is kept for the exchange, readable after ctx is gone, and
+// returned as an *answerError.
 func (ex *exchange) try(ctx context.Context, up *upstream) error {
-	out := ex.outgoing(up)
-	if err := ex.body.apply(out); err != nil {
-		return err
+	if ex.body.Consumed() {
+		return sluicehttp.ErrBodyNotRewindable
 	}
-	// The request runs under a context of its own, ended by ctx until the
-	// try is over: a failure answer's body may be needed after the try's
-	// timeout is gone, when it becomes the client's answer.
-	rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
-	out = out.WithContext(rctx)
 	ex.tries++
 	noteTry(ex.w, up)
-	resp, err := ex.s.transport.RoundTrip(out)
-	if err != nil {
-		stop()
-		cancel(nil)
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		return &tryError{upstream: up.name, err: err}
-	}
-	if !ex.rt.isFailure(resp.StatusCode) {
-		defer func() {
-			stop()
-			cancel(nil)
-		}()
+	a := sluicehttp.Attempter{Base: ex.s.transport, Failure: ex.rt, Clock: ex.s.clock, Bound: true}
+	resp, err := a.Attempt(ctx, ex.outgoing(up), ex.body)
+	switch {
+	case err == nil:
 		return ex.deliver(ctx, resp, up)
+	case resp != nil:
+		ex.keepLast(resp)
+		return &answerError{upstream: up.name, code: resp.StatusCode, cause: err}
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
 	}
-	complete, err := sluicehttp.BufferBody(resp)
-	if err == nil && !stop() {
-		err = context.Cause(ctx) // the try ended while the body was read
-	}
-	if err != nil {
-		stop()
-		resp.Body.Close()
-		cancel(nil)
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		return &tryError{upstream: up.name, err: err}
-	}
-	if complete {
-		cancel(nil)
-	} else {
-		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	}
-	ex.keepLast(resp)
-	return &answerError{upstream: up.name, code: resp.StatusCode, cause: failureCause(resp, ex.s.clock.Now())}
+	return &tryError{upstream: up.name, err: err}
 }
 
-// failureCause is the error the policies see for a failure answer.
-func failureCause(resp *http.Response, now time.Time) error {
-	var hint time.Duration
-	if v := resp.Header.Get(sluicehttp.HeaderRetryAfter); v != "" {
-		hint, _ = retry.ParseRetryAfter(v, now)
-	}
-	if reason := resp.Header.Get(sluicehttp.HeaderReject); reason != "" ||
-		strings.EqualFold(resp.Header.Get(sluicehttp.HeaderRetry), "no") {
-		return &sluicehttp.NoRetryError{Code: resp.StatusCode, Reason: reason, RetryAfterHint: hint}
-	}
-	return &sluice.StatusError{Code: resp.StatusCode, RetryAfterHint: hint}
-}
+// Failed is route.isFailure as a sluicehttp.FailureTest, which the route
+// is for its attempts.
+func (rt *route) Failed(resp *http.Response) bool { return rt.isFailure(resp.StatusCode) }
 
-// outgoing returns the request for one try to up; apply sets its body.
+// outgoing returns the request for one try to up; the attempt sets its
+// body.
 func (ex *exchange) outgoing(up *upstream) *http.Request { return newOutgoing(ex.r, ex.header, up) }
 
 // newOutgoing returns in as sent to up with header, which tries share:
@@ -563,19 +537,6 @@ func (ex *exchange) abort() {
 type readCloser struct {
 	io.Reader
 	io.Closer
-}
-
-// cancelBody ends a try's own context when the body of the failure answer
-// it kept is closed.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelCauseFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel(nil)
-	return err
 }
 
 // isTimeout reports whether err is a network deadline's: the read deadline

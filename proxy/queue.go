@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,12 +68,16 @@ const maxQueuedError = 2 << 10
 // and the whole body is at hand. The 202 is written only once the store has
 // the message on disk.
 func (ex *exchange) enqueue(err error) bool {
-	if !ex.rt.queue || !ex.rt.queues(ex.r.Method) || ex.body == nil || !ex.body.kept || !ex.rt.queueable(err) {
+	if !ex.rt.queue || !ex.rt.queues(ex.r.Method) || ex.body == nil || !ex.rt.queueable(err) {
+		return false
+	}
+	payload, kept := ex.body.Bytes()
+	if !kept {
 		return false
 	}
 	m := dlq.Message{
 		Queue:     ex.rt.name,
-		Payload:   ex.body.buf,
+		Payload:   payload,
 		Headers:   encodeRequest(ex.r, ex.rt.trustClient),
 		Attempts:  ex.tries,
 		LastError: truncate(err.Error(), maxQueuedError),
@@ -259,23 +262,18 @@ func (s *Server) replayHandler(queue string) dlq.Handler {
 	}
 }
 
+// replayTry sends a queued request to up as one sluicehttp attempt, its
+// body the message's payload.
 func (s *Server) replayTry(ctx context.Context, rt *route, up *upstream, in *http.Request, header http.Header, m dlq.Message) error {
 	out := newOutgoing(in, header, up).WithContext(ctx)
-	payload := m.Payload
-	out.ContentLength = int64(len(payload))
-	if len(payload) == 0 {
-		out.Body = http.NoBody
-	} else {
-		out.Body = io.NopCloser(bytes.NewReader(payload))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
-	}
-	resp, err := s.transport.RoundTrip(out)
-	if err != nil {
+	a := sluicehttp.Attempter{Base: s.transport, Failure: rt, Clock: s.clock}
+	resp, err := a.Attempt(ctx, out, sluicehttp.BytesBody(m.Payload))
+	if resp == nil {
 		return &tryError{upstream: up.name, err: err}
 	}
 	defer sluicehttp.DiscardBody(resp)
-	if rt.isFailure(resp.StatusCode) {
-		return &answerError{upstream: up.name, code: resp.StatusCode, cause: failureCause(resp, s.clock.Now())}
+	if err != nil {
+		return &answerError{upstream: up.name, code: resp.StatusCode, cause: err}
 	}
 	if resp.StatusCode >= 400 {
 		s.log.Warn("proxy: upstream refused a replayed request; the message is done", slog.String("route", rt.name),
