@@ -42,7 +42,7 @@
 // Store.Stats reports each queue's depth by state and its oldest message;
 // Replayer.Stats counts replayed, failed and parked messages;
 // Replayer.Snapshot joins the two for the health monitor and the metrics
-// collector, and Thresholds.Check turns them into alerts (queue older or
-// deeper than a limit). docs/dlq.md describes the guarantees and the file
-// format.
+// collector, and the health monitor's DLQThresholds turn them into alerts
+// (queue older or deeper than a limit). Package dlqhttp serves a store's
+// REST API. docs/dlq.md describes the guarantees and the file format.
 package dlq

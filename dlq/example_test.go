@@ -136,16 +136,3 @@ func ExampleReplayer_ReplayAll() {
 	// {Replayed:2 Failed:1 Parked:0 Released:0 Skipped:0} <nil>
 	// left: bad row replays=1 error="constraint violation"
 }
-
-// The health monitor turns queue stats into alerts.
-func ExampleThresholds_Check() {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	q := dlq.QueueStats{Queue: "agents", Ready: 1200, Parked: 3, OldestReady: now.Add(-45 * time.Minute)}
-	th := dlq.Thresholds{MaxAge: 30 * time.Minute, MaxDepth: 1000}
-	for _, a := range th.Check(now, q) {
-		fmt.Println(a.Kind, "-", a.Message)
-	}
-	// Output:
-	// age - dead-letter queue "agents": oldest message has waited 45m0s, more than 30m0s
-	// depth - dead-letter queue "agents": 1203 messages, more than 1000
-}

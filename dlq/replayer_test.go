@@ -559,36 +559,9 @@ func TestOutcomeAndStateStrings(t *testing.T) {
 		{dlq.Outcome(9).String(), "Outcome(9)"},
 		{dlq.StateParked.String(), "parked"},
 		{dlq.State(9).String(), "State(9)"},
-		{dlq.AlertDepth.String(), "depth"},
-		{dlq.AlertKind(0).String(), "AlertKind(0)"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
-		}
-	}
-}
-
-func TestThresholdsCheck(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	q := dlq.QueueStats{Queue: "agents", Ready: 90, Parked: 20, OldestReady: now.Add(-2 * time.Hour), OldestParked: now.Add(-3 * time.Hour)}
-	for i, tc := range []struct {
-		th   dlq.Thresholds
-		want []string
-	}{
-		{dlq.Thresholds{}, nil},
-		{dlq.Thresholds{MaxAge: 3 * time.Hour, MaxDepth: 110, MaxParked: 20}, nil}, // at the limits is fine
-		{dlq.Thresholds{MaxAge: time.Hour}, []string{`age 10800/3600 dead-letter queue "agents": oldest message has waited 3h0m0s, more than 1h0m0s`}},
-		{dlq.Thresholds{MaxDepth: 100, MaxParked: 10}, []string{
-			`depth 110/100 dead-letter queue "agents": 110 messages, more than 100`,
-			`parked 20/10 dead-letter queue "agents": 20 messages parked, more than 10`,
-		}},
-	} {
-		var got []string
-		for _, a := range tc.th.CheckAll(now, []dlq.QueueStats{q, {Queue: "empty"}}) {
-			got = append(got, fmt.Sprintf("%v %v/%v %s", a.Kind, a.Value, a.Limit, a.Message))
-		}
-		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-			t.Errorf("step %d: alerts\n%s\nwant\n%s", i, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 		}
 	}
 }

@@ -103,7 +103,7 @@ type Thresholds struct {
 	// MaxAge 1 h and MaxDepth 1000 (parked messages not checked);
 	// otherwise as given, where a zero or negative field is a check left
 	// out.
-	DLQ dlq.Thresholds
+	DLQ DLQThresholds
 }
 
 // Monitor computes the health of the resilience layer. It is safe for
@@ -232,8 +232,8 @@ func (t Thresholds) withDefaults() Thresholds {
 	if t.RejectionRate == 0 {
 		t.RejectionRate = DefaultRejectionRate
 	}
-	if t.DLQ == (dlq.Thresholds{}) {
-		t.DLQ = dlq.Thresholds{MaxAge: DefaultDLQMaxAge, MaxDepth: DefaultDLQMaxDepth}
+	if t.DLQ == (DLQThresholds{}) {
+		t.DLQ = DLQThresholds{MaxAge: DefaultDLQMaxAge, MaxDepth: DefaultDLQMaxDepth}
 	}
 	return t
 }

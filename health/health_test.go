@@ -452,7 +452,7 @@ func TestDLQ(t *testing.T) {
 
 	// Explicit limits replace the defaults; parked is checked when asked.
 	m = newMonitor(t, health.Config{Clock: clock, DLQ: []health.DLQSource{src},
-		Thresholds: health.Thresholds{DLQ: dlq.Thresholds{MaxParked: 2}}})
+		Thresholds: health.Thresholds{DLQ: health.DLQThresholds{MaxParked: 2}}})
 	if got := alertTypes(m.Evaluate(context.Background())); strings.Join(got, " ") != "dlq_parked:agents" {
 		t.Fatalf("alerts %v", got)
 	}

@@ -428,13 +428,7 @@ func (t Thresholds) check(now time.Time, r *Report, snap registry.Snapshot, queu
 			})
 		}
 	}
-	for _, a := range t.DLQ.CheckAll(now, queues) {
-		typ := "dlq_" + a.Kind.String()
-		out = append(out, Alert{
-			Type: typ, Severity: SeverityWarning, Subject: a.Queue,
-			Message: a.Message, Value: a.Value, Threshold: a.Limit,
-		})
-	}
+	out = append(out, t.DLQ.CheckAll(now, queues)...)
 	for _, e := range r.DLQErrors {
 		subject, _, _ := strings.Cut(e, ":")
 		out = append(out, Alert{
