@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/internal/stripe"
+	"github.com/sluice-go/sluice/internal/ttlstore"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -26,9 +26,6 @@ const (
 // concurrent callers of the same key) and keeps values only to answer a
 // failed call within Config.StaleIfError. Any negative TTL means the same.
 const NeverFresh time.Duration = -1
-
-// maxShards bounds the number of shards; a power of two.
-const maxShards = 16
 
 // ErrCallTimeout is returned by Get when the shared call was still running
 // Config.CallTimeout after it started and fn returned a context error. It
@@ -178,9 +175,7 @@ type Cache[T any] struct {
 	sysClock    bool // Config.Clock was nil: see lookupTime
 	serveStale  func(context.Context, error) bool
 
-	seed   maphash.Seed
-	mask   uint64
-	shards []shard[T]
+	store *ttlstore.Store[T, flights[T]]
 
 	hits      stripe.Counter
 	misses    atomic.Int64
@@ -218,12 +213,6 @@ func New[T any](cfg Config) (*Cache[T], error) {
 		serveStale = func(ctx context.Context, err error) bool { return sluice.Classify(ctx, err).Failed() }
 	}
 
-	// As many shards as fit, up to 16, with the capacity split exactly so
-	// that the shards together never hold more than MaxEntries.
-	n := maxShards
-	for n > maxEntries {
-		n >>= 1
-	}
 	c := &Cache[T]{
 		name:        cfg.Name,
 		ttl:         ttl,
@@ -233,17 +222,9 @@ func New[T any](cfg Config) (*Cache[T], error) {
 		clock:       sluice.ClockOr(cfg.Clock),
 		sysClock:    cfg.Clock == nil,
 		serveStale:  serveStale,
-		seed:        maphash.MakeSeed(),
-		mask:        uint64(n - 1),
-		shards:      make([]shard[T], n),
+		store:       ttlstore.New[T, flights[T]](maxEntries, ttl+stale),
 	}
-	for i := range c.shards {
-		capacity := maxEntries / n
-		if i < maxEntries%n {
-			capacity++
-		}
-		c.shards[i].init(capacity)
-	}
+	c.store.Each(func(s *shard[T]) { s.Extra = make(flights[T]) })
 	return c, nil
 }
 
@@ -260,9 +241,14 @@ func MustNew[T any](cfg Config) *Cache[T] {
 // Name returns Config.Name.
 func (c *Cache[T]) Name() string { return c.name }
 
-func (c *Cache[T]) shardFor(key string) *shard[T] {
-	return &c.shards[maphash.String(c.seed, key)&c.mask]
-}
+// shard is one lock's worth of the cache: its entries and, under the same
+// lock, the calls in flight for its keys.
+type shard[T any] = ttlstore.Shard[T, flights[T]]
+
+// flights are the calls in flight, by key.
+type flights[T any] = map[string]*flight[T]
+
+func (c *Cache[T]) shardFor(key string) *shard[T] { return c.store.Shard(key) }
 
 // state is the verdict on an entry of a given age.
 type state uint8
@@ -369,18 +355,18 @@ func (c *Cache[T]) getAt(ctx context.Context, now time.Time, key string, fn func
 // freshAt returns key's value if it is fresh at now. It is the hot path: a
 // read lock, a map lookup, a copy, and no allocation.
 func (c *Cache[T]) freshAt(s *shard[T], key string, now time.Time) (T, time.Duration, bool) {
-	s.mu.RLock()
-	e := s.m[key]
+	s.RLock()
+	e := s.GetLocked(key)
 	if e != nil {
-		a := age(e.stored, now)
+		a := age(e.Stored, now)
 		if c.stateOf(a) == stateFresh {
-			v := e.val
-			e.touch()
-			s.mu.RUnlock()
+			v := e.Value
+			e.Touch()
+			s.RUnlock()
 			return v, max(a, 0), true
 		}
 	}
-	s.mu.RUnlock()
+	s.RUnlock()
 	var zero T
 	return zero, 0, false
 }
@@ -397,24 +383,24 @@ const (
 // starting a new flight if none is running.
 func (c *Cache[T]) join(s *shard[T], key string, now time.Time) (*flight[T], T, time.Duration, joinState) {
 	var zero T
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[key]; e != nil {
-		age := now.Sub(e.stored)
+	s.Lock()
+	defer s.Unlock()
+	if e := s.GetLocked(key); e != nil {
+		age := now.Sub(e.Stored)
 		switch c.stateOf(age) {
 		case stateFresh:
 			// Stored by a call that finished between freshAt and here.
-			e.touch()
-			return nil, e.val, max(age, 0), joinHit
+			e.Touch()
+			return nil, e.Value, max(age, 0), joinHit
 		case stateExpired:
-			s.removeLocked(e)
+			s.RemoveLocked(e)
 		}
 	}
-	if f := s.flights[key]; f != nil {
+	if f := s.Extra[key]; f != nil {
 		return f, zero, 0, joinWait
 	}
 	f := &flight[T]{done: make(chan struct{})}
-	s.flights[key] = f
+	s.Extra[key] = f
 	return f, zero, 0, joinLead
 }
 
@@ -425,22 +411,22 @@ func (c *Cache[T]) staleFor(ctx context.Context, s *shard[T], key string, at tim
 	if c.stale <= 0 || ctx.Err() != nil {
 		return zero, 0, false
 	}
-	s.mu.RLock()
-	e := s.m[key]
+	s.RLock()
+	e := s.GetLocked(key)
 	var (
 		v   T
 		age time.Duration
 		ok  bool
 	)
 	if e != nil {
-		age = at.Sub(e.stored)
+		age = at.Sub(e.Stored)
 		// A fresh value here was put while the call ran; it answers too.
 		if c.stateOf(age) != stateExpired {
-			v, ok = e.val, true
-			e.touch()
+			v, ok = e.Value, true
+			e.Touch()
 		}
 	}
-	s.mu.RUnlock()
+	s.RUnlock()
 	// ServeStale is user code: called with no lock held.
 	if !ok || !c.serveStale(ctx, err) {
 		return zero, 0, false
@@ -458,19 +444,19 @@ func (c *Cache[T]) Peek(key string) (T, Info, bool) {
 
 func (c *Cache[T]) peekAt(key string, now time.Time) (T, Info, bool) {
 	s := c.shardFor(key)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.RLock()
+	defer s.RUnlock()
 	var zero T
-	e := s.m[key]
+	e := s.GetLocked(key)
 	if e == nil {
 		return zero, Info{}, false
 	}
-	age := now.Sub(e.stored)
+	age := now.Sub(e.Stored)
 	switch c.stateOf(age) {
 	case stateFresh:
-		return e.val, Info{Outcome: Hit, Age: max(age, 0)}, true
+		return e.Value, Info{Outcome: Hit, Age: max(age, 0)}, true
 	case stateStale:
-		return e.val, Info{Outcome: Stale, Age: max(age, 0)}, true
+		return e.Value, Info{Outcome: Stale, Age: max(age, 0)}, true
 	}
 	return zero, Info{}, false
 }
@@ -487,9 +473,9 @@ func (c *Cache[T]) putAt(key string, v T, now time.Time) {
 		return
 	}
 	s := c.shardFor(key)
-	s.mu.Lock()
-	evicted := c.storeLocked(s, key, v, now)
-	s.mu.Unlock()
+	s.Lock()
+	evicted := s.PutLocked(key, v, now)
+	s.Unlock()
 	if evicted {
 		c.evictions.Add(1)
 	}
@@ -501,47 +487,37 @@ func (c *Cache[T]) putAt(key string, v T, now time.Time) {
 // whether a value was removed.
 func (c *Cache[T]) Delete(key string) bool {
 	s := c.shardFor(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f := s.flights[key]; f != nil {
+	s.Lock()
+	defer s.Unlock()
+	if f := s.Extra[key]; f != nil {
 		f.forgotten = true
-		delete(s.flights, key)
+		delete(s.Extra, key)
 	}
-	e := s.m[key]
+	e := s.GetLocked(key)
 	if e == nil {
 		return false
 	}
-	s.removeLocked(e)
+	s.RemoveLocked(e)
 	return true
 }
 
 // Purge removes every value and forgets every running call, as Delete does
 // for one key.
 func (c *Cache[T]) Purge() {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for _, f := range s.flights {
+	c.store.Each(func(s *shard[T]) {
+		s.Lock()
+		for _, f := range s.Extra {
 			f.forgotten = true
 		}
-		clear(s.flights)
-		s.resetLocked()
-		s.mu.Unlock()
-	}
+		clear(s.Extra)
+		s.ResetLocked()
+		s.Unlock()
+	})
 }
 
 // Len returns the number of entries held, expired ones included until they
 // are removed.
-func (c *Cache[T]) Len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
-}
+func (c *Cache[T]) Len() int { return c.store.Len() }
 
 // Stats returns a snapshot of the cache's counters. The counters are read one
 // by one, not atomically together.

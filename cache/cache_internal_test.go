@@ -78,89 +78,6 @@ func TestGetAtExplicitTime(t *testing.T) {
 	}
 }
 
-func keys[T any](s *shard[T]) map[string]bool {
-	m := map[string]bool{}
-	for k, e := range s.m {
-		if s.ring[e.idx] != e {
-			panic("ring index out of sync for " + k)
-		}
-		m[k] = true
-	}
-	return m
-}
-
-// TestClockSweep checks second-chance eviction on one shard.
-func TestClockSweep(t *testing.T) {
-	c, _ := New[int](Config{TTL: time.Minute, MaxEntries: 1})
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var s shard[int]
-	s.init(3)
-	for i, k := range []string{"a", "b", "c"} {
-		if c.storeLocked(&s, k, i, t0) {
-			t.Fatalf("evicted while filling")
-		}
-	}
-	s.m["a"].touch()
-	if !c.storeLocked(&s, "d", 3, t0) {
-		t.Fatal("store into a full shard did not evict")
-	}
-	if got := keys(&s); !got["a"] || got["b"] || !got["c"] || !got["d"] {
-		t.Fatalf("after d: keys %v, want a (second chance), c, d", got)
-	}
-	if s.m["a"].ref.Load() {
-		t.Fatal("the hand passed a but left its bit set")
-	}
-	// The hand is now past b's slot, at c: unreferenced, so c goes next.
-	c.storeLocked(&s, "e", 4, t0)
-	if got := keys(&s); !got["a"] || got["c"] || !got["d"] || !got["e"] {
-		t.Fatalf("after e: keys %v, want a, d, e", got)
-	}
-	// A referenced but expired entry is evicted at once.
-	for _, k := range []string{"a", "d", "e"} {
-		s.m[k].touch()
-	}
-	later := t0.Add(time.Minute)
-	c.storeLocked(&s, "f", 5, later)
-	if got := keys(&s); len(got) != 3 || !got["f"] {
-		t.Fatalf("after f: keys %v", got)
-	}
-	// Updating a key in place neither grows nor evicts.
-	if c.storeLocked(&s, "f", 6, later) || len(s.m) != 3 || s.m["f"].val != 6 {
-		t.Fatalf("update in place: %v", keys(&s))
-	}
-	s.removeLocked(s.m["f"])
-	s.removeLocked(s.m[firstKey(&s)])
-	if len(s.m) != 1 || len(s.ring) != 1 {
-		t.Fatalf("after removes: map %d ring %d", len(s.m), len(s.ring))
-	}
-	keys(&s)
-}
-
-func firstKey[T any](s *shard[T]) string {
-	for k := range s.m {
-		return k
-	}
-	return ""
-}
-
-// TestShardCapacities checks that the shards' capacities add up to
-// MaxEntries exactly.
-func TestShardCapacities(t *testing.T) {
-	for _, max := range []int{1, 2, 3, 15, 16, 17, 100, 10_001} {
-		c, _ := New[int](Config{MaxEntries: max})
-		sum := 0
-		for i := range c.shards {
-			if c.shards[i].capacity < 1 {
-				t.Errorf("MaxEntries %d: shard %d has capacity %d", max, i, c.shards[i].capacity)
-			}
-			sum += c.shards[i].capacity
-		}
-		if sum != max || len(c.shards) > maxShards {
-			t.Errorf("MaxEntries %d: %d shards, capacities sum to %d", max, len(c.shards), sum)
-		}
-	}
-}
-
 // TestHitAllocs checks that a fresh hit allocates nothing.
 func TestHitAllocs(t *testing.T) {
 	c, _ := New[string](Config{TTL: time.Hour})
@@ -214,11 +131,14 @@ func TestConcurrentStress(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for i := range c.shards {
-		s := &c.shards[i]
-		if len(s.flights) != 0 || len(s.m) != len(s.ring) || len(s.ring) > s.capacity {
-			t.Fatalf("shard %d: %d flights, %d map, %d ring, capacity %d", i, len(s.flights), len(s.m), len(s.ring), s.capacity)
+	c.store.Each(func(s *shard[int]) {
+		s.RLock()
+		defer s.RUnlock()
+		if len(s.Extra) != 0 {
+			t.Fatalf("%d flights left", len(s.Extra))
 		}
-		keys(s)
-	}
+		if err := s.CheckLocked(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -57,14 +57,14 @@ func (c *Cache[T]) finish(s *shard[T], key string, f *flight[T]) {
 	now := c.clock.Now() // user code (the Clock): read before locking
 	f.at = now
 	evicted := false
-	s.mu.Lock()
+	s.Lock()
 	if !f.forgotten {
-		delete(s.flights, key)
+		delete(s.Extra, key)
 		if c.keep && f.err == nil && f.panicked == nil && !f.abandoned {
-			evicted = c.storeLocked(s, key, f.val, now)
+			evicted = s.PutLocked(key, f.val, now)
 		}
 	}
-	s.mu.Unlock()
+	s.Unlock()
 	if evicted {
 		c.evictions.Add(1)
 	}

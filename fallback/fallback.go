@@ -66,9 +66,11 @@ type Config[T any] struct {
 	// every call shares one key.
 	Key func(ctx context.Context) string
 
-	// MaxKeys bounds the number of keys kept. Keys are kept in 16 shards of
-	// MaxKeys/16 (rounded up) each; when a shard is full, its oldest result
-	// leaves first. If zero, DefaultMaxKeys. It must not be negative.
+	// MaxKeys bounds the number of keys kept, as cache.Config.MaxEntries
+	// does: keys are spread over up to 16 shards whose capacities add up to
+	// MaxKeys, and when a shard is full an expired result, or one not
+	// stored or read since the shard's sweep last passed it, leaves first.
+	// If zero, DefaultMaxKeys. It must not be negative.
 	MaxKeys int
 
 	// Default is the value of last resort. It is copied by New. If nil,
