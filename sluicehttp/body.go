@@ -34,11 +34,10 @@ type Body struct {
 	first      io.ReadCloser // the body of the first try
 	getBody    func() (io.ReadCloser, error)
 	buf        []byte // the whole body, when kept
+	tries      int32  // bodies handed to tries
 	kept       bool   // buf holds the whole body
 	empty      bool   // there is no body at all (nil or http.NoBody)
-	tries      int    // bodies handed to tries
 	handedOver bool   // orig went to a try (whose transport closes it) or was closed
-	rewind     func() (io.ReadCloser, error)
 }
 
 // NewBody returns req's body made ready for its tries; see Body.Reset.
@@ -170,14 +169,11 @@ func (b *Body) take() {
 	}
 }
 
-// rewindFunc is the GetBody of a kept body, made once per Body, so that
-// net/http can rewind on its own (it does, on a dead reused connection).
+// rewindFunc is the GetBody of a kept body, so that net/http can rewind on
+// its own (it does, on a dead reused connection).
 func (b *Body) rewindFunc() func() (io.ReadCloser, error) {
-	if b.rewind == nil {
-		buf := b.buf
-		b.rewind = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	}
-	return b.rewind
+	buf := b.buf
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 }
 
 type readCloser struct {
