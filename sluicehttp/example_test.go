@@ -23,11 +23,11 @@ import (
 func ExampleNewTransport() {
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) == 1 {
-			http.Error(w, "warming up", http.StatusServiceUnavailable)
+		if calls.Add(1) > 1 { // warmed up
+			fmt.Fprintln(w, "hello")
 			return
 		}
-		fmt.Fprintln(w, "hello")
+		http.Error(w, "warming up", http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
 
