@@ -30,6 +30,18 @@
 // RejectionFor). The bodies of responses the Transport throws away are
 // drained, up to 64 KiB, and closed, so connections are reused.
 //
+// # One try
+//
+// Attempter.Attempt makes one try of a request over a Body (the request
+// body made ready for several tries: rewound through GetBody, kept in
+// memory up to a limit, or streamed once). It runs the request under a
+// context of its own that the try's context ends only until the try is
+// over, buffers a failure answer's body so that it can still be handed on
+// after the try's timeout, and returns the failure as a *sluice.StatusError
+// or *NoRetryError carrying Retry-After. The Transport's retries and the
+// sidecar proxy's tries, fallover and replays are all loops over it, so
+// how an attempt is made is written once.
+//
 // # Stacked layers
 //
 // A sluice layer that sheds a request answers it with Sluice-Reject naming
