@@ -1,61 +1,106 @@
-package proxy_test
+package browser_test
 
 import (
 	"context"
-	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sluice-go/sluice/config"
 	"github.com/sluice-go/sluice/dlq"
-	"github.com/sluice-go/sluice/internal/testenv"
 	"github.com/sluice-go/sluice/proxy"
 )
 
-// startChromium starts a headless Chromium that resolves evil.test to
-// 127.0.0.1, as a DNS-rebinding attacker's name would after the rebind,
-// and returns its tab's context. The cleanup closes it and checks that
-// its process is gone.
-func startChromium(t *testing.T) context.Context {
+// sidecar is a proxy.Server serving a configuration file on loopback
+// listeners until the test ends, with a client for it.
+type sidecar struct {
+	srv   *proxy.Server
+	url   string // the proxy, http://127.0.0.1:port
+	admin string // the admin API
+}
+
+// startSidecar serves routes (YAML) from a file in a fresh folder, with a
+// bbolt dead-letter store there, so that a reload reads the file again.
+func startSidecar(t *testing.T, routes string, opts proxy.Options) *sidecar {
 	t.Helper()
-	chromium := testenv.RequireTool(t, "chromium", "apt-get install -y chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("host-resolver-rules", "MAP evil.test 127.0.0.1"),
-	)
-	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	if err := chromedp.Do(ctx); err != nil {
-		cancel()
-		allocCancel()
-		t.Fatalf("start chromium: %v", err)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.yaml")
+	src := "storage: {dlq: \"bolt://" + filepath.ToSlash(filepath.Join(dir, "dlq.db")) + "\"}\n" + routes
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	proc := chromedp.FromContext(ctx).Browser.Process()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ConfigPath = path
+	srv, err := proxy.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, al := listen(t), listen(t)
+	s := &sidecar{srv: srv, url: "http://" + pl.Addr().String(), admin: "http://" + al.Addr().String()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, pl, al) }()
 	t.Cleanup(func() {
-		closeCtx, stop := context.WithTimeout(ctx, 10*time.Second)
-		defer stop()
-		if err := chromedp.Cancel(closeCtx); err != nil {
-			t.Errorf("close chromium: %v", err)
-		}
 		cancel()
-		allocCancel()
-		if proc != nil {
-			if err := proc.Signal(syscall.Signal(0)); !errors.Is(err, os.ErrProcessDone) {
-				t.Errorf("chromium (pid %d) still running after the test: %v", proc.Pid, err)
-			}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
 		}
 	})
-	return ctx
+	return s
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// post sends body to the proxy and returns the answer's status and its
+// Sluice-Queued header.
+func (s *sidecar) post(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Post(s.url+path, "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get(proxy.HeaderQueued)
+}
+
+// switchable is an upstream whose answer's status the test sets.
+type switchable struct {
+	*httptest.Server
+	code atomic.Int64
+}
+
+func newSwitchable(t *testing.T, code int) *switchable {
+	t.Helper()
+	u := &switchable{}
+	u.code.Store(int64(code))
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(int(u.code.Load()))
+	}))
+	t.Cleanup(u.Close)
+	return u
 }
 
 // attackPage is what a page on another origin can try against a loopback
@@ -89,16 +134,14 @@ func TestAdminRefusesWebPages(t *testing.T) {
 	ctx := startChromium(t)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	down := newUpstream(t, status(503, "down"))
-	h, _ := startFile(t, "routes:\n  - {name: q, upstreams: ["+down.URL+"], on_exhausted: queue}\n", proxy.Options{ReplayPollInterval: time.Hour})
-	resp, _ := h.do("POST", "/jobs", "the secret body")
-	msg := resp.Header.Get(proxy.HeaderQueued)
-	if resp.StatusCode != 202 || msg == "" {
-		t.Fatalf("queueing: %d", resp.StatusCode)
+	down := newSwitchable(t, 503)
+	h := startSidecar(t, "routes:\n  - {name: q, upstreams: ["+down.URL+"], on_exhausted: queue}\n", proxy.Options{ReplayPollInterval: time.Hour})
+	code, msg := h.post(t, "/jobs", "the secret body")
+	if code != 202 || msg == "" {
+		t.Fatalf("queueing: %d", code)
 	}
-	resp, _ = h.do("POST", "/jobs", "the secret body")
-	other := resp.Header.Get(proxy.HeaderQueued) // for the reads below, whatever the attacks did
-	down.set(status(200, "ok"))                  // a replay would now succeed and delete the message
+	_, other := h.post(t, "/jobs", "the secret body") // for the reads below, whatever the attacks did
+	down.code.Store(200)                              // a replay would now succeed and delete the message
 
 	// Cross-origin: a page on another port of 127.0.0.1 is another origin.
 	page := strings.NewReplacer("ADMIN", h.admin, "MSGID", msg).Replace(attackPage)

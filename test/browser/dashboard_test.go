@@ -1,4 +1,4 @@
-package dashboard_test
+package browser_test
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,8 +26,8 @@ import (
 	"github.com/sluice-go/sluice/bulkhead"
 	"github.com/sluice-go/sluice/dashboard"
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/health"
-	"github.com/sluice-go/sluice/internal/testenv"
 	"github.com/sluice-go/sluice/ratelimit"
 	"github.com/sluice-go/sluice/registry"
 	"github.com/sluice-go/sluice/retry"
@@ -115,7 +114,7 @@ func newAdminAPI(t *testing.T) *adminAPI {
 	a.msgID, err = store.Put(ctx, dlq.Message{
 		Queue:     "agents",
 		Payload:   []byte(`{"cmd":"reboot"}`),
-		Headers:   map[string]string{"method": "POST", "uri": "/agents/7/commands"},
+		Headers:   map[string]string{dlqhttp.KeyMethod: "POST", dlqhttp.KeyURI: "/agents/7/commands"},
 		Attempts:  5,
 		LastError: "upstream answered 503",
 	})
@@ -137,8 +136,8 @@ func authorized(h http.Handler) http.Handler {
 	})
 }
 
-// handler serves the dashboard, /health and a GET /dlq in the admin API's
-// shape ({"messages": [...], "next": ""}) listed from the real store.
+// handler serves the dashboard, /health and the DLQ API over the real
+// store, as the admin server mounts them.
 func (a *adminAPI) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/dashboard/", dashboard.Handler(dashboard.Options{Interval: 200 * time.Millisecond}))
@@ -150,38 +149,8 @@ func (a *adminAPI) handler() http.Handler {
 		}
 		health.ServeHTTP(w, r)
 	})))
-	mux.Handle("GET /dlq", authorized(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-		msgs, err := a.store.List(r.Context(), dlq.Query{Limit: limit})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		type view struct {
-			ID        string    `json:"id"`
-			Queue     string    `json:"queue"`
-			State     string    `json:"state"`
-			Method    string    `json:"method,omitempty"`
-			URI       string    `json:"uri,omitempty"`
-			Attempts  int       `json:"attempts"`
-			Replays   int       `json:"replays"`
-			Enqueued  time.Time `json:"enqueued"`
-			LastError string    `json:"last_error,omitempty"`
-		}
-		out := struct {
-			Messages []view `json:"messages"`
-			Next     string `json:"next"`
-		}{Messages: []view{}}
-		for _, m := range msgs {
-			out.Messages = append(out.Messages, view{
-				ID: m.ID.String(), Queue: m.Queue, State: m.State.String(),
-				Method: m.Headers["method"], URI: m.Headers["uri"],
-				Attempts: m.Attempts, Replays: m.Replays, Enqueued: m.Enqueued(), LastError: m.LastError,
-			})
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	})))
+	mux.Handle("/dlq", authorized(dlqhttp.Handler(a.store, nil)))
+	mux.Handle("/dlq/", authorized(dlqhttp.Handler(a.store, nil)))
 	return mux
 }
 
@@ -223,58 +192,14 @@ func (p *pageEvents) check(t *testing.T) {
 	}
 }
 
-// startBrowser starts a headless Chromium and returns its tab's context.
-// The cleanup closes the browser, waits for its process, and checks that
-// no process is left.
-func startBrowser(t *testing.T, chromium string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], // headless, no-first-run, disable-background-networking, disable-sync...
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1280, 1000),
-		// No UserDataDir: the allocator makes a fresh temporary one, and
-		// when the browser exits it kills any child still using it and
-		// removes it.
-	)
-	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	if err := chromedp.Do(ctx); err != nil { // start the browser
-		cancel()
-		allocCancel()
-		t.Fatalf("start chromium: %v", err)
-	}
-	proc := chromedp.FromContext(ctx).Browser.Process()
-	t.Cleanup(func() {
-		// Close the browser gracefully, then cancel the allocator, which
-		// waits until the process has exited and its directory is gone.
-		closeCtx, stop := context.WithTimeout(ctx, 10*time.Second)
-		defer stop()
-		if err := chromedp.Cancel(closeCtx); err != nil {
-			t.Errorf("close chromium: %v", err)
-		}
-		cancel()
-		allocCancel()
-		if proc != nil {
-			if err := proc.Signal(syscall.Signal(0)); !errors.Is(err, os.ErrProcessDone) {
-				t.Errorf("chromium (pid %d) still running after the test: %v", proc.Pid, err)
-			}
-		}
-	})
-	return ctx
-}
-
 // TestBrowser loads the dashboard in a real headless Chromium against a
 // real health monitor and checks what an operator sees.
 func TestBrowser(t *testing.T) {
-	chromium := testenv.RequireTool(t, "chromium", "apt-get install -y chromium")
+	ctx := startChromium(t)
 	api := newAdminAPI(t)
 	srv := httptest.NewServer(api.handler())
 	defer srv.Close()
 
-	ctx := startBrowser(t, chromium)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
@@ -420,7 +345,6 @@ func isHidden(t *testing.T, ctx context.Context, sel string) bool {
 // server's status changed, by the monitor's clock, not when the tab first
 // saw it: the monitor's fake clock is months away from the browser's.
 func TestBrowserStatusSince(t *testing.T) {
-	chromium := testenv.RequireTool(t, "chromium", "apt-get install -y chromium")
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := sluicetest.NewFakeClock(t0)
 	reg := registry.New(registry.Config{Clock: clock})
@@ -449,7 +373,7 @@ func TestBrowserStatusSince(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	tab := startBrowser(t, chromium)
+	tab := startChromium(t)
 	tab, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
 	since := func(status string) string {
