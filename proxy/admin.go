@@ -4,23 +4,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"mime"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sluice-go/sluice/config"
 	"github.com/sluice-go/sluice/dashboard"
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/metrics"
 )
 
@@ -29,12 +25,7 @@ import (
 //	GET    /metrics             Prometheus metrics of the registry, health and DLQ
 //	GET    /health              the health report as JSON (503 when critical)
 //	GET    /health/report       the health report as text
-//	GET    /dlq                 dead-letter messages, oldest first, paged (queue, state, after, limit)
-//	GET    /dlq/stats           each queue's depth and its replayer's counts
-//	GET    /dlq/{id}            one message (body=1 adds its body)
-//	DELETE /dlq/{id}            discard a message
-//	POST   /dlq/{id}/replay     replay one message now
-//	POST   /dlq/replay          replay a queue's messages now (queue, state, limit; all queues if no queue)
+//	       /dlq, /dlq/...       the dead-letter queue's API (dlqhttp.Handler): list, show, discard, replay, stats
 //	GET    /config              the configuration in force as YAML, secrets redacted
 //	GET    /config/status       its version and the outcome of the last reload
 //	POST   /config/reload       read the configuration file again and apply it
@@ -61,12 +52,9 @@ func (s *Server) AdminHandler() http.Handler {
 	hh := s.monitor.Handler()
 	mux.Handle("GET /health", hh)
 	mux.Handle("GET /health/report", hh)
-	mux.HandleFunc("GET /dlq", s.adminList)
-	mux.HandleFunc("GET /dlq/stats", s.adminQueueStats)
-	mux.HandleFunc("GET /dlq/{id}", s.adminGet)
-	mux.HandleFunc("DELETE /dlq/{id}", s.adminDelete)
-	mux.HandleFunc("POST /dlq/{id}/replay", s.adminReplayOne)
-	mux.HandleFunc("POST /dlq/replay", s.adminReplay)
+	dh := dlqhttp.Handler(s.store, replayers{s})
+	mux.Handle("/dlq", dh)
+	mux.Handle("/dlq/", dh)
 	mux.HandleFunc("GET /config", s.adminConfig)
 	mux.HandleFunc("GET /config/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Status())
@@ -200,186 +188,35 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-// MessageView is a dead-letter message as the admin API shows it: the
-// queued request (credentials redacted) and its replay history.
-type MessageView struct {
-	ID           string              `json:"id"`
-	Queue        string              `json:"queue"`
-	State        string              `json:"state"`
-	Method       string              `json:"method,omitempty"`
-	URI          string              `json:"uri,omitempty"`
-	Host         string              `json:"host,omitempty"`
-	Headers      map[string][]string `json:"headers,omitempty"`
-	BodyBytes    int                 `json:"body_bytes"`
-	Body         *string             `json:"body,omitempty"`
-	BodyBase64   *string             `json:"body_base64,omitempty"`
-	Attempts     int                 `json:"attempts"`
-	Replays      int                 `json:"replays"`
-	Enqueued     time.Time           `json:"enqueued"`
-	FirstFailure time.Time           `json:"first_failure"`
-	LastFailure  time.Time           `json:"last_failure"`
-	NextReplay   time.Time           `json:"next_replay"`
-	LastError    string              `json:"last_error,omitempty"`
+// replayers lets the DLQ API find the replayer of a queue in force: the
+// Server swaps them on reload, so the API looks them up per request.
+type replayers struct{ s *Server }
+
+// Replayer returns the replayer of a queue, or nil if no route queues to it.
+func (rp replayers) Replayer(queue string) *dlq.Replayer {
+	rp.s.mu.Lock()
+	defer rp.s.mu.Unlock()
+	if slot, ok := rp.s.replayers[queue]; ok {
+		return slot.r
+	}
+	return nil
 }
 
-// redactedHeaders are shown as "REDACTED" by the admin API: they are
-// stored so that the replay is authorised, but are not for operators' eyes.
-func redactedHeader(name string) bool {
-	switch name {
-	case "Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "X-Auth-Token":
-		return true
+// Queues returns the queues that routes queue to.
+func (rp replayers) Queues() []string {
+	rp.s.mu.Lock()
+	defer rp.s.mu.Unlock()
+	out := make([]string, 0, len(rp.s.replayers))
+	for name := range rp.s.replayers {
+		out = append(out, name)
 	}
-	return false
+	return out
 }
 
-func viewOf(m dlq.Message, withBody bool) MessageView {
-	v := MessageView{
-		ID:           m.ID.String(),
-		Queue:        m.Queue,
-		State:        m.State.String(),
-		Method:       m.Headers[metaMethod],
-		URI:          m.Headers[metaURI],
-		Host:         m.Headers[metaHost],
-		BodyBytes:    len(m.Payload),
-		Attempts:     m.Attempts,
-		Replays:      m.Replays,
-		Enqueued:     m.Enqueued(),
-		FirstFailure: m.FirstFailure,
-		LastFailure:  m.LastFailure,
-		NextReplay:   m.NextReplay,
-		LastError:    m.LastError,
-	}
-	for k, val := range m.Headers {
-		name, ok := strings.CutPrefix(k, metaHeader)
-		if !ok {
-			continue
-		}
-		if v.Headers == nil {
-			v.Headers = map[string][]string{}
-		}
-		if redactedHeader(name) {
-			v.Headers[name] = []string{config.RedactedValue}
-			continue
-		}
-		v.Headers[name] = strings.Split(val, "\n")
-	}
-	if withBody {
-		if utf8.Valid(m.Payload) {
-			s := string(m.Payload)
-			v.Body = &s
-		} else {
-			s := base64.StdEncoding.EncodeToString(m.Payload)
-			v.BodyBase64 = &s
-		}
-	}
-	return v
-}
-
-func parseState(s string) (dlq.State, bool) {
-	switch s {
-	case "", "any":
-		return dlq.StateAny, true
-	case "ready":
-		return dlq.StateReady, true
-	case "parked":
-		return dlq.StateParked, true
-	}
-	return 0, false
-}
-
-// adminList serves GET /dlq: {"messages": [...], "next": "<id>"}, where
-// next (empty at the end) is the after= of the next page.
-func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	state, ok := parseState(q.Get("state"))
-	if !ok {
-		writeError(w, http.StatusBadRequest, "state must be ready, parked or any")
-		return
-	}
-	query := dlq.Query{Queue: q.Get("queue"), State: state}
-	if a := q.Get("after"); a != "" {
-		id, err := dlq.ParseID(a)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad after: "+err.Error())
-			return
-		}
-		query.After = id
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "limit must be 1 to 1000")
-			return
-		}
-		query.Limit = n
-	}
-	msgs, err := s.store.List(r.Context(), query)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "dlq: "+err.Error())
-		return
-	}
-	out := struct {
-		Messages []MessageView `json:"messages"`
-		Next     string        `json:"next"`
-	}{Messages: make([]MessageView, 0, len(msgs))}
-	for _, m := range msgs {
-		out.Messages = append(out.Messages, viewOf(m, false))
-	}
-	limit := query.Limit
-	if limit == 0 {
-		limit = dlq.DefaultListLimit
-	}
-	if len(msgs) == limit {
-		out.Next = msgs[len(msgs)-1].ID.String()
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// QueueView is one queue in GET /dlq/stats: its depth and age in the store
-// and what its replayer has done since the Server started.
-type QueueView struct {
-	Queue        string    `json:"queue"`
-	Ready        int64     `json:"ready"`
-	Parked       int64     `json:"parked"`
-	OldestReady  time.Time `json:"oldest_ready,omitzero"`
-	OldestParked time.Time `json:"oldest_parked,omitzero"`
-	// Replaying reports whether a route queues to it (and so replays it).
-	Replaying bool  `json:"replaying"`
-	Replayed  int64 `json:"replayed"`
-	Failed    int64 `json:"failed"`
-	Parks     int64 `json:"parked_by_replay"`
-	Released  int64 `json:"released"`
-	InFlight  int64 `json:"in_flight"`
-}
-
-// QueueStats returns every queue that holds messages or has a replayer.
-func (s *Server) QueueStats(ctx context.Context) ([]QueueView, error) {
-	stats, err := s.store.Stats(ctx)
-	if err != nil {
-		return nil, err
-	}
-	views := map[string]*QueueView{}
-	for _, q := range stats {
-		views[q.Queue] = &QueueView{Queue: q.Queue, Ready: q.Ready, Parked: q.Parked, OldestReady: q.OldestReady, OldestParked: q.OldestParked}
-	}
-	s.mu.Lock()
-	for name, slot := range s.replayers {
-		v, ok := views[name]
-		if !ok {
-			v = &QueueView{Queue: name}
-			views[name] = v
-		}
-		st := slot.r.Stats()
-		v.Replaying = true
-		v.Replayed, v.Failed, v.Parks, v.Released, v.InFlight = st.Replayed, st.Failed, st.Parked, st.Released, st.InFlight
-	}
-	s.mu.Unlock()
-	out := make([]QueueView, 0, len(views))
-	for _, v := range views {
-		out = append(out, *v)
-	}
-	slices.SortFunc(out, func(a, b QueueView) int { return strings.Compare(a.Queue, b.Queue) })
-	return out, nil
+// QueueStats returns every queue that holds messages or has a replayer, as
+// GET /dlq/stats shows them.
+func (s *Server) QueueStats(ctx context.Context) ([]dlqhttp.QueueView, error) {
+	return dlqhttp.Stats(ctx, s.store, replayers{s})
 }
 
 // replayStats returns the counters of every replayer, for the metrics.
@@ -391,164 +228,6 @@ func (s *Server) replayStats() []metrics.ReplayStats {
 		out = append(out, metrics.ReplayStats{Queue: name, Stats: slot.r.Stats()})
 	}
 	return out
-}
-
-func (s *Server) adminQueueStats(w http.ResponseWriter, r *http.Request) {
-	qs, err := s.QueueStats(r.Context())
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "dlq: "+err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": qs})
-}
-
-// pathID parses the {id} of the URL, answering 400 when it is bad.
-func pathID(w http.ResponseWriter, r *http.Request) (dlq.ID, bool) {
-	id, err := dlq.ParseID(r.PathValue("id"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad message id: "+err.Error())
-		return dlq.ID{}, false
-	}
-	return id, true
-}
-
-// storeError answers a store error: 404 for a missing message, 503
-// otherwise.
-func storeError(w http.ResponseWriter, err error) {
-	if errors.Is(err, dlq.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such message")
-		return
-	}
-	writeError(w, http.StatusServiceUnavailable, "dlq: "+err.Error())
-}
-
-func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	m, err := s.store.Get(r.Context(), id)
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, viewOf(m, r.URL.Query().Get("body") == "1"))
-}
-
-func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	if err := s.store.Delete(r.Context(), id); err != nil {
-		storeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) replayer(queue string) *dlq.Replayer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if slot, ok := s.replayers[queue]; ok {
-		return slot.r
-	}
-	return nil
-}
-
-// adminReplayOne serves POST /dlq/{id}/replay: 200 when the message was
-// replayed (and deleted), 502 with the error when the replay failed, 503
-// while the route's breakers are open, 409 when the message is being
-// replayed already or no route queues to its queue, 404 when it is gone.
-func (s *Server) adminReplayOne(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	m, err := s.store.Get(r.Context(), id)
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	rp := s.replayer(m.Queue)
-	if rp == nil {
-		writeError(w, http.StatusConflict, "no route queues to "+strconv.Quote(m.Queue))
-		return
-	}
-	err = rp.ReplayOne(r.Context(), id)
-	switch {
-	case err == nil:
-		writeJSON(w, http.StatusOK, map[string]string{"id": id.String(), "outcome": "replayed"})
-	case errors.Is(err, dlq.ErrUnhealthy):
-		writeError(w, http.StatusServiceUnavailable, "the route's upstreams are unhealthy; try later")
-	case errors.Is(err, dlq.ErrBusy):
-		writeError(w, http.StatusConflict, "the message is being replayed")
-	case errors.Is(err, dlq.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no such message")
-	default:
-		writeJSON(w, http.StatusBadGateway, map[string]string{"id": id.String(), "outcome": "failed", "error": err.Error()})
-	}
-}
-
-// ReplayView is what POST /dlq/replay did to one queue.
-type ReplayView struct {
-	Queue    string `json:"queue"`
-	Replayed int    `json:"replayed"`
-	Failed   int    `json:"failed"`
-	Parked   int    `json:"parked"`
-	Released int    `json:"released"`
-	Skipped  int    `json:"skipped"`
-	Error    string `json:"error,omitempty"`
-}
-
-// adminReplay serves POST /dlq/replay?queue=&state=&limit=: it replays the
-// selected messages of one queue, or of every queue a route replays, now,
-// and reports per queue what happened.
-func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	state, ok := parseState(q.Get("state"))
-	if !ok {
-		writeError(w, http.StatusBadRequest, "state must be ready, parked or any")
-		return
-	}
-	f := dlq.Filter{State: state}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, "limit must be a positive number")
-			return
-		}
-		f.Limit = n
-	}
-	var queues []string
-	if name := q.Get("queue"); name != "" {
-		if s.replayer(name) == nil {
-			writeError(w, http.StatusConflict, "no route queues to "+strconv.Quote(name))
-			return
-		}
-		queues = []string{name}
-	} else {
-		s.mu.Lock()
-		for name := range s.replayers {
-			queues = append(queues, name)
-		}
-		s.mu.Unlock()
-		slices.Sort(queues)
-	}
-	out := make([]ReplayView, 0, len(queues))
-	for _, name := range queues {
-		rp := s.replayer(name)
-		if rp == nil {
-			continue
-		}
-		res, err := rp.Replay(r.Context(), f)
-		v := ReplayView{Queue: name, Replayed: res.Replayed, Failed: res.Failed, Parked: res.Parked, Released: res.Released, Skipped: res.Skipped}
-		if err != nil {
-			v.Error = err.Error()
-		}
-		out = append(out, v)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": out})
 }
 
 func (s *Server) adminConfig(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/config"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/proxy"
 )
 
@@ -220,7 +221,7 @@ routes:
 		ids = append(ids, resp.Header.Get("Sluice-Queued"))
 	}
 	var page struct {
-		Messages []proxy.MessageView
+		Messages []dlqhttp.MessageView
 		Next     string
 	}
 	h.adminJSON("GET", "/dlq?limit=3", &page)
@@ -234,7 +235,7 @@ routes:
 	if len(page.Messages) != 1 || page.Messages[0].ID != ids[3] || page.Next != "" {
 		t.Fatalf("second page: %+v", page)
 	}
-	var one proxy.MessageView
+	var one dlqhttp.MessageView
 	h.adminJSON("GET", "/dlq/"+ids[1]+"?body=1", &one)
 	if one.Body == nil || *one.Body != "b" {
 		t.Errorf("body = %v", one.Body)
@@ -253,7 +254,7 @@ routes:
 	if code := h.adminJSON("POST", "/dlq/"+ids[1]+"/replay", &out, jsonCT...); code != 200 || out["outcome"] != "replayed" {
 		t.Errorf("replay = %d %v", code, out)
 	}
-	var res struct{ Results []proxy.ReplayView }
+	var res struct{ Results []dlqhttp.ReplayView }
 	h.adminJSON("POST", "/dlq/replay?queue=q", &res, jsonCT...)
 	if len(res.Results) != 1 || res.Results[0].Replayed != 2 {
 		t.Errorf("replay all = %+v", res.Results)
@@ -305,5 +306,13 @@ func TestStatusBeforeAnyReload(t *testing.T) {
 	}
 	if st := h.srv.Status(); st.LastReloadOK || st.Reloads != 1 {
 		t.Errorf("after a failed reload: %+v, want last_reload_ok false and 1 reload", st)
+	}
+}
+
+// The DLQ API redacts credentials with the word the configuration's
+// redaction uses, so that an operator reads one marker everywhere.
+func TestDLQRedactionMatchesConfig(t *testing.T) {
+	if dlqhttp.RedactedValue != config.RedactedValue {
+		t.Errorf("dlqhttp.RedactedValue = %q, config.RedactedValue = %q", dlqhttp.RedactedValue, config.RedactedValue)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/proxy"
 	"github.com/sluice-go/sluice/sluicetest"
 )
@@ -205,7 +206,7 @@ routes:
 	if n := up.hits.Load(); n != 1 {
 		t.Errorf("upstream calls = %d, want 1: a POST without Idempotency-Key is not retried", n)
 	}
-	var view proxy.MessageView
+	var view dlqhttp.MessageView
 	if code := h.adminJSON("GET", "/dlq/"+id.String(), &view); code != 200 {
 		t.Fatalf("GET /dlq/{id} = %d", code)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/proxy"
 )
 
@@ -109,7 +110,7 @@ func TestReloadStartsAndStopsReplayers(t *testing.T) {
 	h, path := startFile(t, "routes:\n  - {name: a, upstreams: ["+up.URL+"]}\n", proxy.Options{ReplayPollInterval: 10 * time.Millisecond})
 	storage := strings.SplitN(readFile(t, path), "\n", 2)[0] + "\n"
 	queues := func() map[string]bool {
-		var st struct{ Queues []proxy.QueueView }
+		var st struct{ Queues []dlqhttp.QueueView }
 		h.adminJSON("GET", "/dlq/stats", &st)
 		m := map[string]bool{}
 		for _, q := range st.Queues {
@@ -130,7 +131,7 @@ func TestReloadStartsAndStopsReplayers(t *testing.T) {
 	}
 	up.set(status(200, "ok"))
 	waitFor(t, "the new replayer to drain the queue", func() bool {
-		var st struct{ Queues []proxy.QueueView }
+		var st struct{ Queues []dlqhttp.QueueView }
 		h.adminJSON("GET", "/dlq/stats", &st)
 		return len(st.Queues) == 1 && st.Queues[0].Replayed == 1
 	})

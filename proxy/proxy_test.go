@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/proxy"
 )
 
@@ -43,10 +44,10 @@ routes:
 	// While the upstream stays down, a replay (a half-open probe) fails and
 	// the failure shows in the admin API.
 	waitFor(t, "a failed replay", func() bool {
-		var v proxy.MessageView
+		var v dlqhttp.MessageView
 		return h.adminJSON("GET", "/dlq/"+id, &v) == 200 && v.Replays >= 1
 	})
-	var v proxy.MessageView
+	var v dlqhttp.MessageView
 	h.adminJSON("GET", "/dlq/"+id, &v)
 	if !strings.Contains(v.LastError, "503") || v.State != "ready" {
 		t.Errorf("after a failed replay: state %q, last_error %q", v.State, v.LastError)
@@ -70,7 +71,7 @@ routes:
 		_, err := h.srv.Store().Get(context.Background(), mustID(t, id))
 		return errors.Is(err, dlq.ErrNotFound)
 	})
-	var stats struct{ Queues []proxy.QueueView }
+	var stats struct{ Queues []dlqhttp.QueueView }
 	waitFor(t, "the replay to be counted", func() bool {
 		h.adminJSON("GET", "/dlq/stats", &stats)
 		return len(stats.Queues) == 1 && stats.Queues[0].Replayed == 1

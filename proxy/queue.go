@@ -16,22 +16,22 @@ import (
 	"github.com/sluice-go/sluice/breaker"
 	"github.com/sluice-go/sluice/bulkhead"
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/ratelimit"
 	"github.com/sluice-go/sluice/retry"
 	"github.com/sluice-go/sluice/sluicehttp"
 	"github.com/sluice-go/sluice/timeout"
 )
 
-// The keys of a queued request's dlq.Message.Headers. Request headers are
-// stored under "h:" + their canonical name, several values joined by a
-// newline (which no header value contains).
+// The keys of a queued request's dlq.Message.Headers: the DLQ API's, so
+// that what the proxy stores is what the API shows.
 const (
-	metaMethod = ":method"
-	metaURI    = ":uri"
-	metaHost   = ":host"
-	metaRemote = ":remote"
-	metaProto  = ":proto"
-	metaHeader = "h:"
+	metaMethod = dlqhttp.KeyMethod
+	metaURI    = dlqhttp.KeyURI
+	metaHost   = dlqhttp.KeyHost
+	metaRemote = dlqhttp.KeyRemote
+	metaProto  = dlqhttp.KeyProto
+	metaHeader = dlqhttp.KeyHeaderPrefix
 )
 
 // errRouteGone is the error of a replay whose route no longer queues: it

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sluice-go/sluice/config"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 )
 
 // The admin API client's defaults.
@@ -129,9 +130,7 @@ func (c *adminClient) connError(err error) error {
 // apiError is the error for an answer with an unexpected status, carrying
 // the server's own message when it sent one ({"error": "..."}).
 func (c *adminClient) apiError(r *adminResponse) error {
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e dlqhttp.ErrorResponse
 	msg := strings.TrimSpace(string(r.body))
 	if json.Unmarshal(r.body, &e) == nil && e.Error != "" {
 		msg = e.Error

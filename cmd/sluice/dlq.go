@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-go/sluice/proxy"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 )
 
 // newDLQCommand is the `sluice dlq` group: clients of the admin API's
@@ -36,8 +36,8 @@ If the server has an admin.token, put it in $` + adminTokenEnv + `.`,
 }
 
 // listMessages pages through GET /dlq until it has limit messages (0: all).
-func listMessages(ctx context.Context, c *adminClient, queue, state string, limit int) ([]proxy.MessageView, error) {
-	var out []proxy.MessageView
+func listMessages(ctx context.Context, c *adminClient, queue, state string, limit int) ([]dlqhttp.MessageView, error) {
+	var out []dlqhttp.MessageView
 	after := ""
 	for {
 		q := url.Values{}
@@ -55,10 +55,7 @@ func listMessages(ctx context.Context, c *adminClient, queue, state string, limi
 			page = min(page, limit-len(out))
 		}
 		q.Set("limit", strconv.Itoa(page))
-		var res struct {
-			Messages []proxy.MessageView `json:"messages"`
-			Next     string              `json:"next"`
-		}
+		var res dlqhttp.ListResponse
 		if err := c.getJSON(ctx, "/dlq", q, &res); err != nil {
 			return nil, err
 		}

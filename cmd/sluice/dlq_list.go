@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-go/sluice/proxy"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 )
 
 // dlqListOptions are the inputs of `sluice dlq list`.
@@ -43,7 +43,7 @@ func newDLQListCommand(o *dlqListOptions) *cobra.Command {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				if msgs == nil {
-					msgs = []proxy.MessageView{}
+					msgs = []dlqhttp.MessageView{}
 				}
 				return enc.Encode(msgs)
 			}
@@ -61,7 +61,7 @@ func newDLQListCommand(o *dlqListOptions) *cobra.Command {
 }
 
 // writeMessageTable prints one line per message.
-func writeMessageTable(w io.Writer, msgs []proxy.MessageView, now time.Time) {
+func writeMessageTable(w io.Writer, msgs []dlqhttp.MessageView, now time.Time) {
 	if len(msgs) == 0 {
 		fmt.Fprintln(w, "no messages")
 		return

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-go/sluice/proxy"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 )
 
 // dlqReplayOptions are the inputs of `sluice dlq replay`.
@@ -84,10 +84,7 @@ func (o *dlqReplayOptions) one(cmd *cobra.Command, c *adminClient, id string) er
 	if err != nil {
 		return err
 	}
-	var res struct {
-		Outcome string `json:"outcome"`
-		Error   string `json:"error"`
-	}
+	var res dlqhttp.ReplayOneResponse
 	_ = json.Unmarshal(r.body, &res)
 	switch {
 	case r.code == http.StatusOK:
@@ -118,9 +115,7 @@ func (o *dlqReplayOptions) many(cmd *cobra.Command, c *adminClient) error {
 	if r.code != http.StatusOK {
 		return c.apiError(r)
 	}
-	var res struct {
-		Results []proxy.ReplayView `json:"results"`
-	}
+	var res dlqhttp.ReplayResponse
 	if err := json.Unmarshal(r.body, &res); err != nil {
 		return fmt.Errorf("admin API: cannot decode the replay results: %w", err)
 	}
@@ -144,7 +139,7 @@ func (o *dlqReplayOptions) many(cmd *cobra.Command, c *adminClient) error {
 // replay stopped (refused while its upstreams are unhealthy), messages that
 // failed again or were handed back, or — when nothing at all was replayed —
 // messages skipped because a replay of them was already running.
-func replayVerdict(results []proxy.ReplayView) error {
+func replayVerdict(results []dlqhttp.ReplayView) error {
 	var problems []string
 	replayed := 0
 	for _, v := range results {

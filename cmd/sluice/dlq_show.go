@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-go/sluice/proxy"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 )
 
 // dlqShowOptions are the inputs of `sluice dlq show`.
@@ -53,7 +53,7 @@ request body.`,
 				_, err := cmd.OutOrStdout().Write(r.body)
 				return err
 			}
-			var m proxy.MessageView
+			var m dlqhttp.MessageView
 			if err := json.Unmarshal(r.body, &m); err != nil {
 				return fmt.Errorf("admin API: cannot decode the message: %w", err)
 			}
@@ -71,7 +71,7 @@ request body.`,
 // splits the stored counts for what they are: Attempts counts every attempt
 // (those before queueing plus one per failed replay) and Replays the failed
 // replays, so the sends before queueing are their difference.
-func writeMessage(w io.Writer, m proxy.MessageView) {
+func writeMessage(w io.Writer, m dlqhttp.MessageView) {
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"

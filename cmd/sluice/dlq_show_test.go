@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-go/sluice/proxy"
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 )
 
 // dlq show labels its counts for what they are: a message's Attempts are
@@ -30,7 +30,7 @@ func TestDLQShowLabelsItsCounts(t *testing.T) {
 			[]string{"attempts:             1 in all\n", "failed replays:       3 (1 attempts in all; the last failed at "}, []string{"sent before queueing"}},
 	} {
 		var b bytes.Buffer
-		writeMessage(&b, proxy.MessageView{ID: "01J9Z3K4Q8W2M6T5R7Y1X0V3BN", Queue: "jobs", State: "ready",
+		writeMessage(&b, dlqhttp.MessageView{ID: "01J9Z3K4Q8W2M6T5R7Y1X0V3BN", Queue: "jobs", State: "ready",
 			Attempts: tc.attempts, Replays: tc.replay, LastFailure: last})
 		out := b.String()
 		for _, w := range tc.want {

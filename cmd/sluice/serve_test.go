@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-go/sluice/dlq/dlqhttp"
 	"github.com/sluice-go/sluice/proxy"
 )
 
@@ -250,7 +251,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 
 		code, out, _ = runCmd(t, append([]string{"dlq", "list", "--json"}, admin...)...)
-		var views []proxy.MessageView
+		var views []dlqhttp.MessageView
 		if code != 0 || json.Unmarshal([]byte(out), &views) != nil || len(views) != 2 || views[0].ID != ids[0] {
 			t.Errorf("dlq list --json: exit %d, %d messages, output %q", code, len(views), out)
 		}
