@@ -1,14 +1,11 @@
-package main
+package demo
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/sluice-go/sluice/internal/testenv"
 )
 
 // The demo tells the user how to run `sluice health` in a form that works
@@ -44,36 +41,11 @@ func TestDemoHintRunsOnThisMachine(t *testing.T) {
 		want = "sluice"
 	}
 	var b strings.Builder
-	v := &demoView{d: &demoRun{adminURL: "http://127.0.0.1:9901"}, out: &b}
+	v := &demoView{d: &session{adminURL: "http://127.0.0.1:9901"}, out: &b}
 	v.header()
 	for _, line := range []string{"try: " + want + " health --admin http://127.0.0.1:9901", "     " + want + " dlq list --admin http://127.0.0.1:9901"} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("the demo's header lacks %q:\n%s", line, b.String())
-		}
-	}
-}
-
-// The README's install line names this module's command, and its note on
-// tests names the variable the test helpers read.
-func TestReadmeInstallAndTestNotes(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mod, err := os.ReadFile("../../go.mod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	module := strings.TrimPrefix(strings.SplitN(string(mod), "\n", 2)[0], "module ")
-	for _, want := range []string{
-		"go install ./cmd/sluice",
-		"go install " + module + "/cmd/sluice@latest",
-		"go run ./cmd/sluice demo",
-		"go test -race ./...",
-		testenv.RequireAllEnv + "=1",
-	} {
-		if !strings.Contains(string(readme), want) {
-			t.Errorf("README.md lacks %q", want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -40,7 +40,7 @@ type routeSnapshot struct {
 
 // snapshot reads the counters of the load generator, the proxy's registry
 // and dead-letter queue, and the upstream.
-func (d *demoRun) snapshot() demoSnapshot {
+func (d *session) snapshot() demoSnapshot {
 	s := demoSnapshot{elapsed: d.upstream.elapsed()}
 	reg := d.srv.Registry().Snapshot()
 	for _, rl := range []*routeLoad{d.load.agents, d.load.api} {
@@ -95,7 +95,7 @@ func (s demoSnapshot) total(field func(routeSnapshot) int64) int64 {
 // as lines of their own either way.
 type demoView struct {
 	out   io.Writer
-	d     *demoRun
+	d     *session
 	tty   bool
 	width int // the terminal's columns
 	every time.Duration
@@ -110,7 +110,7 @@ type demoView struct {
 	openFor map[string]time.Duration
 }
 
-func newDemoView(out io.Writer, d *demoRun) *demoView {
+func newDemoView(out io.Writer, d *session) *demoView {
 	v := &demoView{
 		out: out, d: d, width: 100,
 		state: map[string]string{}, trips: map[string]int{}, openFor: map[string]time.Duration{},
@@ -124,7 +124,7 @@ func newDemoView(out io.Writer, d *demoRun) *demoView {
 		}
 	}
 	v.every = 2 * time.Second
-	if d.opts.duration > 40*time.Second {
+	if d.opts.Duration > 40*time.Second {
 		v.every = 5 * time.Second
 	}
 	return v
@@ -153,7 +153,7 @@ func cliCommand(lookPath func(string) (string, error), executable func() (string
 func (v *demoView) header() {
 	d := v.d
 	w := v.out
-	fmt.Fprintf(w, "sluice demo: %v of load on loopback; the upstream's schedule is scaled to it\n\n", d.opts.duration)
+	fmt.Fprintf(w, "sluice demo: %v of load on loopback; the upstream's schedule is scaled to it\n\n", d.opts.Duration)
 	row := func(label, value, note string) {
 		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-10s %-23s %s", label, value, note), " "))
 	}
@@ -163,10 +163,10 @@ func (v *demoView) header() {
 	row("admin API", d.adminURL, "try: "+cli+" health --admin "+d.adminURL)
 	row("", "", "     "+cli+" dlq list --admin "+d.adminURL)
 	row("dashboard", d.adminURL+"/dashboard/", "")
-	row("load", fmt.Sprintf("%g requests/s", d.opts.rate), "POST /agents/ID/commands   route agents: on_exhausted: queue")
+	row("load", fmt.Sprintf("%g requests/s", d.opts.Rate), "POST /agents/ID/commands   route agents: on_exhausted: queue")
 	row("", "", "GET /api/agents/ID/status  route api: fails fast while its breaker is open")
 	row("config", filepath.Join(d.dataDir, "sluice.yaml"), "")
-	if d.opts.dataDir == "" {
+	if d.opts.DataDir == "" {
 		row("data", d.dataDir, "(removed at the end)")
 	} else {
 		row("data", d.dataDir, "")
@@ -237,7 +237,7 @@ func (v *demoView) step(dt time.Duration, phase string) {
 	}
 	if phase == "" {
 		phase = phaseAt(v.d.schedule, s.elapsed).name
-		if s.elapsed >= v.d.opts.duration {
+		if s.elapsed >= v.d.opts.Duration {
 			phase = "done"
 		}
 	}
@@ -409,3 +409,19 @@ func (v *demoView) summary(s demoSnapshot, interrupted bool) {
 
 // seconds formats d as seconds with one decimal: "12.5s".
 func seconds(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+// roundDuration shows d at a precision a person reads at a glance, as the
+// dlq commands do.
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		d = 0
+	case d > 0 && d < time.Millisecond:
+		return "<1ms" // not "0s": something was measured
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
