@@ -47,7 +47,26 @@ func (l Loader) Load(path string) (*Config, error) {
 // and cross-reference. On failure the error is an Errors holding every
 // problem found, and the Config is nil.
 func (l Loader) Parse(filename string, data []byte) (*Config, error) {
-	d := &decoder{file: filename, lookup: l.LookupEnv, env: map[string]string{}}
+	return l.parse(filename, data, false)
+}
+
+// ParsePolicies parses a file in the configuration's schema for its named
+// policies, as the simulator reads them: like Parse, except that the file
+// may leave the routes key out, so that a file of policies alone is valid.
+// Every section present is decoded and checked as Parse checks it, routes
+// included, and positions in errors are the file's own. A file that
+// defines no policies gives an empty map.
+func (l Loader) ParsePolicies(filename string, data []byte) (map[string]Policy, error) {
+	c, err := l.parse(filename, data, true)
+	if err != nil {
+		return nil, err
+	}
+	return c.Policies, nil
+}
+
+// parse is Parse; policiesOnly lets a file leave routes out.
+func (l Loader) parse(filename string, data []byte, policiesOnly bool) (*Config, error) {
+	d := &decoder{file: filename, lookup: l.LookupEnv, env: map[string]string{}, policiesOnly: policiesOnly}
 	if d.lookup == nil {
 		d.lookup = os.LookupEnv
 	}
@@ -75,6 +94,8 @@ type decoder struct {
 	errs   Errors
 	env    map[string]string // field path → text before ${} expansion
 	work   int               // nodes visited, aliases followed each time
+	// policiesOnly accepts a document without routes (ParsePolicies).
+	policiesOnly bool
 }
 
 // maxWork bounds the nodes a decoder visits. Aliases and merge keys let a

@@ -51,7 +51,9 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 	}
 	d.checkAdmin(n, c, seen["listen"], adminSeen["listen"])
 	if seen["routes"] == nil {
-		d.errorf(n, "routes", "at least one route is required")
+		if !d.policiesOnly {
+			d.errorf(n, "routes", "at least one route is required")
+		}
 	} else if len(c.Routes) == 0 && resolve(seen["routes"]).Kind == yaml.SequenceNode {
 		d.errorf(seen["routes"], "routes", "at least one route is required")
 	}

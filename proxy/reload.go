@@ -161,11 +161,11 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 		}
 		newReplayers[r.Name] = slot
 	}
-	opts := config.BuildOptions{NeverRetry: neverRetry, OnBreakerChange: s.logBreaker}
+	opts := buildOptions{neverRetry: neverRetry, onBreakerChange: s.logBreaker}
 	if old != nil {
-		opts.Previous = old.built
+		opts.previous = old.built
 	}
-	built, err := cfg.Build(s.reg, opts)
+	b, err := build(s.reg, cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -183,12 +183,12 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 			s.log.Warn("proxy: stale cache not registered", slog.String("route", name), slog.Any("error", err))
 		}
 	}
-	st := &runtime{cfg: cfg, built: built, version: 1}
+	st := &runtime{cfg: cfg, built: b, version: 1}
 	if old != nil {
 		st.version = old.version + 1
 	}
-	for _, br := range built.Routes {
-		st.routes = append(st.routes, newRoute(s, cfg, br, caches[br.Route.Name]))
+	for _, br := range b.routes {
+		st.routes = append(st.routes, newRoute(s, cfg, br, caches[br.route.Name]))
 	}
 	s.live.Store(st)
 

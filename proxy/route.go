@@ -50,23 +50,23 @@ type upstream struct {
 	pipe    *sluice.Pipeline // breaker, timeout
 }
 
-func newRoute(s *Server, cfg *config.Config, b config.BuiltRoute, c *cacheSlot) *route {
-	rc := b.Route
+func newRoute(s *Server, cfg *config.Config, b builtRoute, c *cacheSlot) *route {
+	rc := b.route
 	rt := &route{
 		s:           s,
 		name:        rc.Name,
 		prefix:      rc.Match.PathPrefix,
 		host:        strings.ToLower(rc.Match.Host),
-		limiters:    b.Limiters,
-		hasRetry:    b.Retry != nil,
+		limiters:    b.limiters,
+		hasRetry:    b.retry != nil,
 		maxBody:     int64(rc.MaxRetryBody),
 		queue:       rc.OnExhausted == config.OnExhaustedQueue,
 		trustClient: rc.TrustClientHeaders,
 		cache:       c,
 	}
 	var limit time.Duration // the route's timeout, 0 if none
-	if b.Timeout != nil {
-		limit = b.Timeout.Limit()
+	if b.timeout != nil {
+		limit = b.timeout.Limit()
 	}
 	rt.bodyTimeout = cmp.Or(rc.BodyTimeout, limit, config.DefaultBodyTimeout)
 	rt.writeTimeout = max(cfg.Server.WriteTimeout, limit)
@@ -93,27 +93,27 @@ func newRoute(s *Server, cfg *config.Config, b config.BuiltRoute, c *cacheSlot) 
 	// Admission (limiters, bulkhead) runs before the request body is read,
 	// so that shed requests cost no buffering; the retry runs after it,
 	// since whether a request may be repeated depends on its body.
-	admit := make([]sluice.Policy, 0, len(b.Limiters)+1)
-	for _, l := range b.Limiters {
+	admit := make([]sluice.Policy, 0, len(b.limiters)+1)
+	for _, l := range b.limiters {
 		admit = append(admit, l)
 	}
-	admit = append(admit, b.Bulkhead)
+	admit = append(admit, b.bulkhead)
 	rt.admit = sluice.NewPipeline(admit...)
-	rt.retry = sluice.NewPipeline(b.Retry)
+	rt.retry = sluice.NewPipeline(b.retry)
 	rt.failStatus = map[int]bool{}
-	if b.Retry != nil {
-		rt.retryOn = b.Retry.Config().RetryOn
+	if b.retry != nil {
+		rt.retryOn = b.retry.Config().RetryOn
 		for _, code := range cfg.Policies[rc.Policy].Retry.RetryOnStatus {
 			rt.failStatus[code] = true
 		}
 	}
 	for i, u := range rc.UpstreamURLs() {
 		up := &upstream{url: u, name: u.Host}
-		if b.Breakers != nil {
-			up.breaker = b.Breakers[i]
+		if b.breakers != nil {
+			up.breaker = b.breakers[i]
 			up.name = up.breaker.Name()
 		}
-		up.pipe = sluice.NewPipeline(up.breaker, b.Timeout)
+		up.pipe = sluice.NewPipeline(up.breaker, b.timeout)
 		rt.upstreams = append(rt.upstreams, up)
 	}
 	return rt

@@ -148,7 +148,7 @@ type Server struct {
 // it arrives.
 type runtime struct {
 	cfg     *config.Config
-	built   *config.Built
+	built   *built
 	routes  []*route
 	version int
 }

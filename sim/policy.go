@@ -3,13 +3,11 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-go/sluice/breaker"
 	"github.com/sluice-go/sluice/bulkhead"
@@ -159,30 +157,21 @@ func loadPolicyFile(path string) ([]*spec, error) {
 	return parsePolicies(filepath.Base(path), data)
 }
 
-// parsePolicies parses a configuration with config.Parse and builds a spec
-// for each of its policies, in name order.
+// parsePolicies reads the policies section of a file in the sidecar's
+// schema (config.Loader.ParsePolicies: routes may be left out) and builds a
+// spec for each policy, in name order.
 func parsePolicies(filename string, data []byte) ([]*spec, error) {
-	c, err := config.Parse(filename, data)
-	if err != nil && onlyMissingRoutes(err) && !hasRoutesKey(data) {
-		// A file of policies alone: give the parser the route it insists
-		// on, after the user's text so that positions in errors hold.
-		padded := append(slices.Clip(data), "\nroutes: [{name: sim, upstreams: [\"http://127.0.0.1:9\"]}]\n"...)
-		c, err = config.Parse(filename, padded)
-	}
+	policies, err := config.Loader{}.ParsePolicies(filename, data)
 	if err != nil {
 		return nil, err
 	}
-	if len(c.Policies) == 0 {
+	if len(policies) == 0 {
 		return nil, fmt.Errorf("sim: %s defines no policies", filename)
 	}
-	names := make([]string, 0, len(c.Policies))
-	for n := range c.Policies {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(policies))
 	specs := make([]*spec, 0, len(names))
 	for _, n := range names {
-		s, err := specFromConfig(n, c.Policies[n])
+		s, err := specFromConfig(n, policies[n])
 		if err != nil {
 			return nil, fmt.Errorf("sim: %s: policies.%s: %w", filename, n, err)
 		}
@@ -192,49 +181,31 @@ func parsePolicies(filename string, data []byte) ([]*spec, error) {
 	return specs, nil
 }
 
-func onlyMissingRoutes(err error) bool {
-	var es config.Errors
-	if !errors.As(err, &es) || len(es) == 0 {
-		return false
-	}
-	for _, e := range es {
-		if e.Field != "routes" {
-			return false
-		}
-	}
-	return true
-}
-
-func hasRoutesKey(data []byte) bool {
-	var top map[string]yaml.Node
-	if yaml.Unmarshal(data, &top) != nil {
-		return true // let the parser's error stand
-	}
-	_, ok := top["routes"]
-	return ok
-}
-
 // specFromConfig turns one policy of the sidecar's schema into package
 // configurations. Zero fields stay zero where the package has a default, so
 // each default lives once, in its package.
 func specFromConfig(name string, p config.Policy) (*spec, error) {
+	if err := p.Validate(name); err != nil {
+		return nil, err
+	}
 	s := &spec{name: name, timeout: p.Timeout}
-	if p.Retry != nil {
-		rc, b, err := retryFromConfig(name, p.Retry)
+	if r := p.Retry; r != nil {
+		rc, err := filled(config.RetryConfig(*r, name))
 		if err != nil {
 			return nil, err
 		}
-		s.retry, s.budget = rc, b
+		s.retry = rc
+		s.budget.off = r.Budget != nil && r.Budget.Off
+		s.budget.ratio, _ = r.BudgetConfig()
 	}
 	if c := p.CircuitBreaker; c != nil {
 		bc := config.BreakerConfig(*c, name)
-		if _, err := breaker.New(bc); err != nil {
-			return nil, err
-		}
 		s.breaker = &bc
 	}
 	if c := p.Bulkhead; c != nil {
-		bh, err := bulkhead.New(bulkhead.Config{Name: name, MaxConcurrent: c.MaxConcurrent, MaxQueue: c.MaxQueue, MaxWait: c.MaxWait})
+		// The simulator reads the bulkhead's limits with the package's
+		// defaults filled in, which only an instance shows.
+		bh, err := bulkhead.New(config.BulkheadConfig(*c, name))
 		if err != nil {
 			return nil, err
 		}
@@ -243,28 +214,9 @@ func specFromConfig(name string, p config.Policy) (*spec, error) {
 	}
 	if c := p.RateLimit; c != nil {
 		lc := config.LimiterConfig(*c, name)
-		if _, err := ratelimit.New(lc); err != nil {
-			return nil, err
-		}
 		s.limiter = &lc
 	}
 	return s, nil
-}
-
-func retryFromConfig(name string, r *config.Retry) (*retry.Config, budgetSpec, error) {
-	cfg := config.RetryConfig(*r, name, nil)
-	var b budgetSpec
-	if r.Budget != nil && r.Budget.Off {
-		b.off = true
-	}
-	if bc, ok := r.BudgetConfig(); ok {
-		if _, err := retry.NewBudget(bc); err != nil {
-			return nil, budgetSpec{}, err
-		}
-		b.ratio = bc
-	}
-	rc, err := filled(cfg)
-	return rc, b, err
 }
 
 // filled validates cfg and returns it with the retry package's defaults

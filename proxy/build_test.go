@@ -1,4 +1,4 @@
-package config_test
+package proxy
 
 import (
 	"errors"
@@ -37,55 +37,63 @@ routes:
     rate_limit: {rate: 100, per: 1s, burst: 20}
 `
 
-func build(t *testing.T, reg *registry.Registry, src string, prev *config.Built) (*config.Built, error) {
+func parseConfig(t *testing.T, src string) *config.Config {
 	t.Helper()
-	cfg := mustParse(t, config.Loader{}, src)
-	return cfg.Build(reg, config.BuildOptions{Previous: prev})
+	cfg, err := config.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func buildFrom(t *testing.T, reg *registry.Registry, src string, prev *built) (*built, error) {
+	t.Helper()
+	return build(reg, parseConfig(t, src), buildOptions{previous: prev})
 }
 
 func TestBuild(t *testing.T) {
 	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
-	b, err := build(t, reg, buildYAML, nil)
+	b, err := buildFrom(t, reg, buildYAML, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Routes) != 2 {
-		t.Fatalf("routes = %d, want 2", len(b.Routes))
+	if len(b.routes) != 2 {
+		t.Fatalf("routes = %d, want 2", len(b.routes))
 	}
-	agents, api := b.Routes[0], b.Routes[1]
+	agents, api := b.routes[0], b.routes[1]
 	var names []string
-	for _, br := range agents.Breakers {
+	for _, br := range agents.breakers {
 		names = append(names, br.Name())
 	}
 	if got := strings.Join(names, ","); got != "agents/127.0.0.1:9000,agents/127.0.0.1:9001" {
 		t.Errorf("breakers = %s", got)
 	}
-	if agents.Bulkhead.Name() != "agents" || agents.Retry.Name() != "agents" {
-		t.Errorf("bulkhead %q, retry %q; want both named agents", agents.Bulkhead.Name(), agents.Retry.Name())
+	if agents.bulkhead.Name() != "agents" || agents.retry.Name() != "agents" {
+		t.Errorf("bulkhead %q, retry %q; want both named agents", agents.bulkhead.Name(), agents.retry.Name())
 	}
-	if len(agents.Limiters) != 0 {
-		t.Errorf("agents limiters = %d, want 0", len(agents.Limiters))
+	if len(agents.limiters) != 0 {
+		t.Errorf("agents limiters = %d, want 0", len(agents.limiters))
 	}
-	if len(api.Limiters) != 1 || api.Limiters[0].Name() != "api"+config.RouteLimiterSuffix {
-		t.Errorf("api limiters = %v, want one named api/route", api.Limiters)
-	} else if c := api.Limiters[0].Config(); c.Rate != 100 || c.Burst != 20 || c.Per != time.Second {
+	if len(api.limiters) != 1 || api.limiters[0].Name() != "api"+routeLimiterSuffix {
+		t.Errorf("api limiters = %v, want one named api/route", api.limiters)
+	} else if c := api.limiters[0].Config(); c.Rate != 100 || c.Burst != 20 || c.Per != time.Second {
 		t.Errorf("api limiter config = %+v", c)
 	}
-	if agents.Timeout.Limit() != 30*time.Second || api.Timeout.Limit() != 2*time.Second {
-		t.Errorf("timeouts = %v, %v; want 30s (policy) and 2s (route override)", agents.Timeout.Limit(), api.Timeout.Limit())
+	if agents.timeout.Limit() != 30*time.Second || api.timeout.Limit() != 2*time.Second {
+		t.Errorf("timeouts = %v, %v; want 30s (policy) and 2s (route override)", agents.timeout.Limit(), api.timeout.Limit())
 	}
-	rc := agents.Retry.Config()
+	rc := agents.retry.Config()
 	if rc.MaxAttempts != 5 || rc.Backoff.Kind() != retry.KindExponential || rc.Backoff.Base() != time.Second || rc.Backoff.Cap() != 30*time.Second {
 		t.Errorf("retry config = attempts %d, backoff %v", rc.MaxAttempts, rc.Backoff)
 	}
-	if _, ok := agents.Retry.Budget().(*retry.RatioBudget); !ok {
-		t.Errorf("budget = %T, want *retry.RatioBudget", agents.Retry.Budget())
+	if _, ok := agents.retry.Budget().(*retry.RatioBudget); !ok {
+		t.Errorf("budget = %T, want *retry.RatioBudget", agents.retry.Budget())
 	}
-	if c := agents.Bulkhead.Config(); c.MaxConcurrent != 50 || c.MaxQueue != 100 || c.MaxWait != time.Second {
+	if c := agents.bulkhead.Config(); c.MaxConcurrent != 50 || c.MaxQueue != 100 || c.MaxWait != time.Second {
 		t.Errorf("bulkhead config = %+v", c)
 	}
 	// Everything is findable in the registry by name.
-	if got, ok := reg.LookupBreaker("agents/127.0.0.1:9001"); !ok || got != agents.Breakers[1] {
+	if got, ok := reg.LookupBreaker("agents/127.0.0.1:9001"); !ok || got != agents.breakers[1] {
 		t.Error("fallback upstream's breaker not registered")
 	}
 	if _, ok := reg.LookupLimiter("api/route"); !ok {
@@ -96,12 +104,12 @@ func TestBuild(t *testing.T) {
 func TestBuildReloadKeepsOpenBreakerOpen(t *testing.T) {
 	clock := sluicetest.NewFakeClock(time.Time{})
 	reg := registry.New(registry.Config{Clock: clock})
-	b1, err := build(t, reg, buildYAML, nil)
+	b1, err := buildFrom(t, reg, buildYAML, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := b1.Routes[0].Breakers[0]
-	budget1 := b1.Routes[0].Retry.Budget()
+	br := b1.routes[0].breakers[0]
+	budget1 := b1.routes[0].retry.Budget()
 	for range 3 {
 		p, err := br.Allow(clock.Now())
 		if err != nil {
@@ -114,11 +122,11 @@ func TestBuildReloadKeepsOpenBreakerOpen(t *testing.T) {
 	}
 	changed := strings.Replace(buildYAML, "open_for: 30s", "open_for: 45s", 1)
 	changed = strings.Replace(changed, "max_concurrent: 50", "max_concurrent: 7", 1)
-	b2, err := build(t, reg, changed, b1)
+	b2, err := buildFrom(t, reg, changed, b1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b2.Routes[0].Breakers[0] != br {
+	if b2.routes[0].breakers[0] != br {
 		t.Fatal("reload built a new breaker instead of updating the running one")
 	}
 	if s := br.State(clock.Now()); s != breaker.StateOpen {
@@ -127,30 +135,30 @@ func TestBuildReloadKeepsOpenBreakerOpen(t *testing.T) {
 	if got := br.Config().OpenFor; got != 45*time.Second {
 		t.Errorf("OpenFor after reload = %v, want 45s", got)
 	}
-	if got := b2.Routes[0].Bulkhead.Config().MaxConcurrent; got != 7 {
+	if got := b2.routes[0].bulkhead.Config().MaxConcurrent; got != 7 {
 		t.Errorf("bulkhead MaxConcurrent after reload = %d, want 7", got)
 	}
-	budget2 := b2.Routes[0].Retry.Budget()
+	budget2 := b2.routes[0].retry.Budget()
 	if budget2 != budget1 {
 		t.Error("an unchanged retry budget was not carried over")
 	}
-	b3, err := build(t, reg, strings.Replace(buildYAML, "ratio: 0.1", "ratio: 0.2", 1), b2)
+	b3, err := buildFrom(t, reg, strings.Replace(buildYAML, "ratio: 0.1", "ratio: 0.2", 1), b2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b3.Routes[0].Retry.Budget() == budget2 {
+	if b3.routes[0].retry.Budget() == budget2 {
 		t.Error("a changed retry budget was carried over")
 	}
 }
 
 func TestBuildRemovesDroppedBreakers(t *testing.T) {
 	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
-	b1, err := build(t, reg, buildYAML, nil)
+	b1, err := buildFrom(t, reg, buildYAML, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	one := strings.Replace(buildYAML, "[http://127.0.0.1:9000, http://127.0.0.1:9001]", "[http://127.0.0.1:9000]", 1)
-	if _, err := build(t, reg, one, b1); err != nil {
+	if _, err := buildFrom(t, reg, one, b1); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := reg.LookupBreaker("agents/127.0.0.1:9001"); ok {
@@ -163,30 +171,30 @@ func TestBuildRemovesDroppedBreakers(t *testing.T) {
 
 func TestBuildIsAllOrNothing(t *testing.T) {
 	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
-	b1, err := build(t, reg, buildYAML, nil)
+	b1, err := buildFrom(t, reg, buildYAML, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := mustParse(t, config.Loader{}, strings.Replace(buildYAML, "max_concurrent: 50", "max_concurrent: 9", 1))
+	cfg := parseConfig(t, strings.Replace(buildYAML, "max_concurrent: 50", "max_concurrent: 9", 1))
 	// A value the parser cannot produce but a hand-made Config can: the
 	// policy package refuses it, and nothing of the reload is applied.
 	bad := cfg.Policies["network"]
 	bad.Bulkhead.MaxConcurrent = -1
-	_, err = cfg.Build(reg, config.BuildOptions{Previous: b1})
+	_, err = build(reg, cfg, buildOptions{previous: b1})
 	if err == nil || !strings.Contains(err.Error(), "MaxConcurrent") {
 		t.Fatalf("err = %v, want a bulkhead MaxConcurrent error", err)
 	}
-	if got := b1.Routes[0].Bulkhead.Config().MaxConcurrent; got != 50 {
+	if got := b1.routes[0].bulkhead.Config().MaxConcurrent; got != 50 {
 		t.Errorf("MaxConcurrent = %d after a refused build, want 50 unchanged", got)
 	}
-	if _, err := (&config.Config{}).Build(nil, config.BuildOptions{}); err == nil {
+	if _, err := build(nil, &config.Config{}, buildOptions{}); err == nil {
 		t.Error("Build with a nil registry succeeded")
 	}
 }
 
 func TestBuildRetryOn(t *testing.T) {
 	reg := registry.New(registry.Config{})
-	cfg := mustParse(t, config.Loader{}, `
+	cfg := parseConfig(t, `
 policies:
   p: {retry: {max_attempts: 3, retry_on_status: [503]}}
   q: {retry: {max_attempts: 3}}
@@ -195,11 +203,11 @@ routes:
   - {name: b, upstreams: ["http://127.0.0.1:1"], policy: q}
 `)
 	final := errors.New("already answered")
-	b, err := cfg.Build(reg, config.BuildOptions{NeverRetry: func(err error) bool { return errors.Is(err, final) }})
+	b, err := build(reg, cfg, buildOptions{neverRetry: func(err error) bool { return errors.Is(err, final) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	withStatus, plain := b.Routes[0].Retry.Config().RetryOn, b.Routes[1].Retry.Config().RetryOn
+	withStatus, plain := b.routes[0].retry.Config().RetryOn, b.routes[1].retry.Config().RetryOn
 	tests := []struct {
 		name       string
 		err        error
@@ -227,7 +235,7 @@ func TestBreakerName(t *testing.T) {
 	r := config.Route{Name: "r", Upstreams: []string{"http://h:1", "http://h:1/v2", "https://other"}}
 	want := []string{"r/h:1#1", "r/h:1#2", "r/other"}
 	for i, w := range want {
-		if got := config.BreakerName(r, i); got != w {
+		if got := breakerName(r, i); got != w {
 			t.Errorf("BreakerName(%d) = %q, want %q", i, got, w)
 		}
 	}
@@ -235,7 +243,7 @@ func TestBreakerName(t *testing.T) {
 
 func TestBuildForgetsRemovedRoutesAndRegistersTimeouts(t *testing.T) {
 	reg := registry.New(registry.Config{Clock: sluicetest.NewFakeClock(time.Time{})})
-	b1, err := build(t, reg, buildYAML, nil)
+	b1, err := buildFrom(t, reg, buildYAML, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,13 +270,13 @@ func TestBuildForgetsRemovedRoutesAndRegistersTimeouts(t *testing.T) {
 			t.Errorf("after the first build the registry lacks %s: %v", want, before)
 		}
 	}
-	if got := b1.Routes[1].Timeout.Limit(); got != 2*time.Second {
+	if got := b1.routes[1].timeout.Limit(); got != 2*time.Second {
 		t.Errorf("api timeout = %v, want the route's 2s", got)
 	}
 	// Drop the api route and change agents' timeout.
 	onlyAgents := buildYAML[:strings.Index(buildYAML, "  - name: api")]
 	onlyAgents = strings.Replace(onlyAgents, "timeout: 30s", "timeout: 10s", 1)
-	b2, err := build(t, reg, onlyAgents, b1)
+	b2, err := buildFrom(t, reg, onlyAgents, b1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,37 +292,7 @@ func TestBuildForgetsRemovedRoutesAndRegistersTimeouts(t *testing.T) {
 		}
 	}
 	tm, _ := reg.Timeout("agents", timeout.Config{})
-	if tm != b2.Routes[0].Timeout || tm.Limit() != 10*time.Second {
+	if tm != b2.routes[0].timeout || tm.Limit() != 10*time.Second {
 		t.Errorf("registered agents timeout = %v, want the rebuilt 10s one", tm.Limit())
-	}
-}
-
-// max_delay caps a server's Retry-After for every backoff, constant
-// included: a constant 20 ms backoff with max_delay 2s waits a Retry-After
-// of 1 s as 1 s (plus its spread), not as 20 ms.
-func TestBuildConstantBackoffMaxDelayCapsRetryAfter(t *testing.T) {
-	reg := registry.New(registry.Config{})
-	cfg := mustParse(t, config.Loader{}, `
-policies:
-  p: {retry: {max_attempts: 3, backoff: constant, base_delay: 20ms, max_delay: 2s, jitter: none, budget: off}}
-routes:
-  - {name: a, upstreams: ["http://127.0.0.1:1"], policy: p}
-`)
-	b, err := cfg.Build(reg, config.BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := b.Routes[0].Retry
-	if got := r.Config().RetryAfterMax; got != 2*time.Second {
-		t.Errorf("RetryAfterMax = %v, want max_delay 2s", got)
-	}
-	for _, tc := range []struct {
-		hint, lo, hi time.Duration
-	}{{time.Second, time.Second, 1100 * time.Millisecond}, {time.Minute, 2 * time.Second, 2200 * time.Millisecond}} {
-		c := r.Begin(time.Unix(0, 0), nil)
-		wait, final := c.Failed(t.Context(), time.Unix(0, 0), &sluice.StatusError{Code: 503, RetryAfterHint: tc.hint})
-		if final != nil || wait < tc.lo || wait > tc.hi {
-			t.Errorf("Retry-After %v: waited %v (final %v), want within [%v, %v]", tc.hint, wait, final, tc.lo, tc.hi)
-		}
 	}
 }
