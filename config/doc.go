@@ -23,10 +23,14 @@
 // out of the file takes its documented default. Policy knobs (retry,
 // circuit_breaker, bulkhead, rate_limit) have none here: a zero value means
 // "the policy package's default", so that each default lives once, in its
-// package. (*Config).Build turns the policies into instances in a
-// registry.Registry, route by route, and on a live reload applies a changed
-// Config to the same registry in place, keeping the state that still applies
-// (an open breaker stays open); Load and Parse only read and check values.
+// package. (*Config).Validate checks every route's policy settings with the
+// policy packages' own Validate methods, and RetryConfig, BreakerConfig,
+// BulkheadConfig and LimiterConfig say what a section means in those
+// packages' terms, so that the sidecar and the simulator read a file alike.
+// Building instances from a Config, and carrying their state across a
+// reload, is the sidecar's work (package proxy); this package builds
+// nothing. Loader.ParsePolicies reads a file of policies alone, as the
+// simulator does.
 //
 // Default returns the embedded default configuration `sluice serve` uses
 // when given no file.
