@@ -277,7 +277,7 @@ return #ids
 `)
 
 // statsScript: for every queue, its name, ready and parked counts, and the
-// first ID of each state (” when empty).
+// first ID of each state (an empty string when there is none).
 var statsScript = script(`
 local out = {}
 for _, q in ipairs(redis.call('SMEMBERS', P .. ':queues')) do
