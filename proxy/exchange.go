@@ -25,7 +25,7 @@ const copyBufSize = 32 << 10
 // under way to the client: nothing can be tried again.
 var errCommitted = errors.New("proxy: response already sent to the client")
 
-// neverRetry is given to config.Build: errors of attempts that cannot be
+// neverRetry is given to build (build.go): errors of attempts that cannot be
 // repeated whatever the retry policy says.
 func neverRetry(err error) bool {
 	var se *streamError
