@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"math"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,24 @@ func TestParsePolicies(t *testing.T) {
 	}
 	if ps, err := l.ParsePolicies("empty.yaml", nil); err != nil || len(ps) != 0 {
 		t.Errorf("an empty file: %v, %v; want no policies and no error", ps, err)
+	}
+}
+
+// TestImportsNoRegistry keeps config the schema: it may import the policy
+// packages for their Config types, but nothing that holds instances.
+func TestImportsNoRegistry(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command:", err)
+	}
+	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for dep := range strings.FieldsSeq(string(out)) {
+		switch strings.TrimPrefix(dep, "github.com/sluice-go/sluice/") {
+		case "registry", "proxy", "sim", "health", "metrics", "sluicehttp", "dlq":
+			t.Errorf("config depends on %s", dep)
+		}
 	}
 }

@@ -185,3 +185,21 @@ func TestPolicyFiles(t *testing.T) {
 		t.Errorf("a policy defined twice: err = %v", err)
 	}
 }
+
+// TestPolicyFileErrors: a file of policies alone is read as written (no
+// route is added to it), so its errors are its own, and a setting a policy
+// package refuses names the policy and the section.
+func TestPolicyFileErrors(t *testing.T) {
+	_, err := parsePolicies("p.yaml", []byte("policies:\n  mine:\n    retry: {backoff: expo}\n"))
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "policies.mine.retry.backoff" {
+		t.Errorf("err = %v, want only the backoff's error", err)
+	}
+	_, err = parsePolicies("p.yaml", []byte("policies:\n  mine:\n    bulkhead: {max_concurrent: 100000000}\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "sim: p.yaml: policies.mine: bulkhead: ") || !strings.Contains(err.Error(), "MaxConcurrent") {
+		t.Errorf("err = %v, want the bulkhead's refusal under policies.mine", err)
+	}
+	if _, err := parsePolicies("p.yaml", []byte("listen: 127.0.0.1:8080\n")); err == nil || !strings.Contains(err.Error(), "defines no policies") {
+		t.Errorf("a file without policies: err = %v", err)
+	}
+}
