@@ -162,27 +162,6 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// The state word of a Bulkhead packs, from the low bits up: the permits in
-// use (22 bits), the callers waiting in the queue (20 bits), and the low 22
-// bits of the count of permits ever granted. Taking a permit is one CAS that
-// adds to the first and last fields; releasing is one atomic add. Because
-// the waiter count sits in the same word as the permits, a releasing caller
-// learns from the result of its own add whether anyone waits, and a caller
-// that joins the queue does so with a CAS that fails if a permit was freed
-// since it looked: no wakeup can be lost between the two.
-const (
-	activeBits = 22
-	waitBits   = 20
-	activeMask = 1<<activeBits - 1
-	waitShift  = activeBits
-	waitOne    = 1 << waitShift
-	waitMask   = (1<<waitBits - 1) << waitShift
-	countShift = activeBits + waitBits
-	countBits  = 64 - countShift
-	acqDelta   = 1 + 1<<countShift // one more permit in use, one more granted
-	lastCount  = (1<<countBits - 1) << countShift
-)
-
 // Bulkhead limits how many calls run at once, queueing a bounded number of
 // callers in FIFO order when all permits are taken. It implements
 // sluice.Policy; Acquire, TryAcquire and Release offer the same limit to
@@ -190,23 +169,11 @@ const (
 // A Bulkhead is safe for concurrent use. Taking and returning a permit when
 // one is free is one CAS and one atomic add, with no lock and no allocation.
 type Bulkhead struct {
-	// Read or written by every call; kept together, on a cache line of
-	// their own: the padding keeps whatever the allocator put before or
-	// after the Bulkhead off it.
-	_        [64]byte
-	state    atomic.Uint64
-	limit    atomic.Int64 // own limit: MaxConcurrent, or the adaptive estimate
+	// The permits in use, the waiter count and the limit; see permits.go.
+	// Its own padding keeps it on cache lines of its own.
+	p        permits
 	adaptive bool
-	shared   bool
-	striped  atomic.Bool   // permits are stashed per cell; see stash.go
-	salt     atomic.Uint32 // mixed into the stash cell hash; see stash.go
-	_        [64 - 28]byte
 
-	cells       [stashCells]stashCell
-	everStriped atomic.Bool // striped was ever set: stashes may hold permits
-
-	countHi  atomic.Int64 // times the granted-count field of state wrapped
-	overflow atomic.Int64 // Shared: permits allowed beyond limit
 	rejected stripe.Counter
 	canceled atomic.Int64
 	waited   atomic.Int64 // callers that joined the queue
@@ -225,8 +192,6 @@ type Bulkhead struct {
 
 	amu sync.Mutex // est
 	est Estimator
-
-	testHookEnqueue func() // tests: runs between looking at the state and joining the queue
 
 	smu      sync.Mutex // recent, floorAdm
 	recent   recentWindow
@@ -269,8 +234,11 @@ func New(cfg Config) (*Bulkhead, error) {
 		clock:    sluice.ClockOr(c.Clock),
 		group:    c.Group,
 		adaptive: c.Isolation == Adaptive,
-		shared:   c.Isolation == Shared,
 	}
+	if c.Isolation == Shared {
+		b.p.lender = c.Group
+	}
+	b.p.wake = b.wake
 	b.pool.New = func() any { return &waiter{ch: make(chan struct{}, 1)} }
 	b.apply(&c, nil)
 	b.recent.observe(recentEpoch(b.clock.Now()), 0, 0)
@@ -311,16 +279,12 @@ func (b *Bulkhead) apply(c *Config, prev *Config) {
 			ac.InitialLimit = min(max(b.est.Limit(), ac.MinLimit), ac.MaxLimit)
 		}
 		b.est = newEstimator(ac)
-		b.limit.Store(int64(b.est.Limit()))
+		b.p.setLimit(int64(b.est.Limit()))
 		b.amu.Unlock()
 	default:
-		b.limit.Store(int64(c.MaxConcurrent))
-		b.overflow.Store(int64(c.OverflowRatio * float64(c.MaxConcurrent)))
-		st := stripes(c)
-		if st {
-			b.everStriped.Store(true)
-		}
-		b.striped.Store(st)
+		b.p.setLimit(int64(c.MaxConcurrent))
+		b.p.overflow.Store(int64(c.OverflowRatio * float64(c.MaxConcurrent)))
+		b.p.setStriped(stripes(c))
 	}
 }
 
@@ -356,10 +320,7 @@ func (b *Bulkhead) Update(cfg Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.apply(&c, prev)
-	if b.everStriped.Load() {
-		// Stashed permits were taken under the old limit.
-		b.drainStashes()
-	}
+	b.p.drain() // stashed permits were taken under the old limit
 	b.dispatchLocked(time.Time{})
 	return nil
 }
@@ -369,12 +330,7 @@ func (b *Bulkhead) Update(cfg Config) error {
 // ReleaseSample) exactly once. A false result counts as a rejection in
 // Stats and is reported to OnReject.
 func (b *Bulkhead) TryAcquire() bool {
-	// The stash cell is hashed here, at the same depth as in Release.
-	if b.striped.Load() {
-		if b.tryAcquireStriped(stripe.HintSalted(b.salt.Load())) {
-			return true
-		}
-	} else if b.tryAcquire() {
+	if b.p.tryAcquire(b.p.hint()) {
 		return true
 	}
 	b.reject(QueueFull)
@@ -387,7 +343,7 @@ func (b *Bulkhead) TryAcquire() bool {
 // full or the wait ran out; or context.Cause(ctx) when ctx was done first,
 // holding no permit.
 func (b *Bulkhead) Acquire(ctx context.Context) error {
-	if b.tryAcquire() {
+	if b.p.tryAcquire(b.p.hint()) {
 		return nil
 	}
 	return b.acquireSlow(ctx)
@@ -395,17 +351,7 @@ func (b *Bulkhead) Acquire(ctx context.Context) error {
 
 // Release returns a permit taken by Acquire or TryAcquire, handing it to the
 // first waiter if any. Releasing a permit that was not taken panics.
-func (b *Bulkhead) Release() {
-	if b.striped.Load() {
-		b.releaseStriped(stripe.HintSalted(b.salt.Load()))
-		return
-	}
-	s := b.state.Add(^uint64(0)) // one fewer in use
-	// Someone waits, or the permits in use went below zero.
-	if s&(waitMask|activeMask) >= activeMask {
-		b.releaseSlow(s)
-	}
-}
+func (b *Bulkhead) Release() { b.p.release(b.p.hint()) }
 
 // ReleaseSample is Release for an Adaptive bulkhead, feeding the limit
 // algorithm: the call finished at now after rtt, and dropped says whether
@@ -420,13 +366,13 @@ func (b *Bulkhead) ReleaseSample(now time.Time, rtt time.Duration, dropped bool)
 }
 
 func (b *Bulkhead) sample(now time.Time, rtt time.Duration, dropped bool) {
-	inflight := int(b.state.Load() & activeMask)
+	inflight := int(b.p.inUse())
 	if dropped {
 		b.amu.Lock()
 	} else if !b.amu.TryLock() {
 		return
 	}
-	b.limit.Store(int64(b.est.Sample(now, rtt, inflight, dropped)))
+	b.p.setLimit(int64(b.est.Sample(now, rtt, inflight, dropped)))
 	b.amu.Unlock()
 }
 
@@ -438,17 +384,9 @@ func (b *Bulkhead) sample(now time.Time, rtt time.Duration, dropped bool) {
 // (sluice.Classify) calls a timeout, unavailable or rate-limited counts as
 // dropped, the caller's own cancellation and panics give no sample.
 func (b *Bulkhead) Execute(ctx context.Context, next sluice.Next) error {
-	// Take and return the permit through the same stash cell: hashed here
-	// once, as tryAcquire and the deferred Release would hash different
-	// stack depths.
-	h := stripe.HintSalted(b.salt.Load())
-	var ok bool
-	if b.striped.Load() {
-		ok = b.tryAcquireStriped(h)
-	} else {
-		ok = b.tryAcquire()
-	}
-	if !ok {
+	// The permit is taken and returned through the same stash cell.
+	h := b.p.hint()
+	if !b.p.tryAcquire(h) {
 		if err := b.acquireSlow(ctx); err != nil {
 			return err
 		}
@@ -456,20 +394,8 @@ func (b *Bulkhead) Execute(ctx context.Context, next sluice.Next) error {
 	if b.adaptive {
 		return b.runAdaptive(ctx, next)
 	}
-	defer b.releaseAt(h)
+	defer b.p.release(h)
 	return next.Run(ctx)
-}
-
-// releaseAt is Release through stash cell h.
-func (b *Bulkhead) releaseAt(h int) {
-	if b.striped.Load() {
-		b.releaseStriped(h)
-		return
-	}
-	s := b.state.Add(^uint64(0))
-	if s&(waitMask|activeMask) >= activeMask {
-		b.releaseSlow(s)
-	}
 }
 
 func (b *Bulkhead) runAdaptive(ctx context.Context, next sluice.Next) (err error) {
@@ -493,59 +419,6 @@ func (b *Bulkhead) runAdaptive(ctx context.Context, next sluice.Next) (err error
 		b.ReleaseSample(now, now.Sub(start), false)
 	}
 	return err
-}
-
-// tryAcquire is the fast path: one CAS when a permit is free and nobody
-// waits. Once every 4M admissions, when the CAS would wrap the count field,
-// it leaves the work to tryTake, which carries the wrap into countHi, so
-// that the common path has no branch for it.
-func (b *Bulkhead) tryAcquire() bool {
-	if b.striped.Load() {
-		return b.tryAcquireStriped(stripe.HintSalted(b.salt.Load()))
-	}
-	s := b.state.Load()
-	// Waiters sit above the permits in the word, so one comparison checks
-	// both that nobody waits and that a permit is free.
-	if s&(waitMask|activeMask) < uint64(b.limit.Load()) && s < lastCount && b.state.CompareAndSwap(s, s+acqDelta) {
-		return true
-	}
-	return b.tryTakeOrSteal()
-}
-
-// noteAdmitted carries the granted-count field of state n into countHi when
-// the CAS that produced n made it wrap.
-func (b *Bulkhead) noteAdmitted(n uint64) {
-	if n < 1<<countShift {
-		b.countHi.Add(1)
-	}
-}
-
-// tryTake takes a permit if one is free, borrowing from the group when the
-// bulkhead is Shared and at its own limit. With fromQueue, the permit is for
-// the head of the queue and the same CAS removes one waiter; without, it
-// fails while anyone waits, to keep admission FIFO.
-func (b *Bulkhead) tryTake(fromQueue bool) bool {
-	delta := uint64(acqDelta)
-	if fromQueue {
-		delta -= waitOne
-	}
-	for {
-		s := b.state.Load()
-		if !fromQueue && s&waitMask != 0 {
-			return false
-		}
-		if int64(s&activeMask) >= b.limit.Load() {
-			if b.shared {
-				return b.group.tryOverflow(b, delta, fromQueue)
-			}
-			return false
-		}
-		n := s + delta
-		if b.state.CompareAndSwap(s, n) {
-			b.noteAdmitted(n)
-			return true
-		}
-	}
 }
 
 func (b *Bulkhead) acquireSlow(ctx context.Context) error {
@@ -589,43 +462,28 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 	}
 }
 
-// The results of joinLocked.
-const (
-	joinQueued = iota // counted among the waiters: push the waiter before unlocking
-	joinTook          // took a permit after all
-	joinFull          // the queue holds maxQueue waiters
-)
-
 // joinLocked is the way into the queue, for Acquire and Enqueue alike: it
 // takes a permit if one is free and nobody waits, else counts the caller
-// among the waiters, unless maxQueue are waiting already.
+// among the waiters, unless maxQueue are waiting already (see permits.join).
 func (b *Bulkhead) joinLocked(maxQueue int) int {
 	for {
-		if b.tryTake(false) {
-			return joinTook
+		r := b.p.join(maxQueue)
+		if r != joinDrained {
+			if r == joinQueued {
+				b.waited.Add(1)
+			}
+			return r
 		}
-		if b.everStriped.Load() && b.drainStashes() > 0 {
-			b.dispatchLocked(time.Time{}) // to those queued ahead, if any
-			continue
-		}
-		// No permit, or others queued ahead. Join the queue with a CAS on
-		// the state that showed it, so that a permit freed since fails the
-		// CAS and is seen on the next round; once in, the waiter count makes
-		// every releasing caller look at the queue.
-		s := b.state.Load()
-		if s&waitMask == 0 && int64(s&activeMask) < b.limit.Load() {
-			continue
-		}
-		if int((s&waitMask)>>waitShift) >= maxQueue {
-			return joinFull
-		}
-		if b.testHookEnqueue != nil {
-			b.testHookEnqueue()
-		}
-		if b.state.CompareAndSwap(s, s+waitOne) {
-			b.waited.Add(1)
-			return joinQueued
-		}
+		b.dispatchLocked(time.Time{}) // to those queued ahead, if any
+	}
+}
+
+// settleLocked runs after a waiter joined the queue: a permit deposited in
+// a stash before the waiter was counted is drained and handed to the queue,
+// since the depositor did not see the waiter.
+func (b *Bulkhead) settleLocked() {
+	if b.p.drain() > 0 {
+		b.dispatchLocked(time.Time{})
 	}
 }
 
@@ -653,7 +511,7 @@ func (b *Bulkhead) unlinkLocked(w *waiter) {
 		w.next.prev = w.prev
 	}
 	w.prev, w.next = nil, nil
-	b.state.Add(^uint64(waitOne - 1)) // one fewer waiting
+	b.p.unwait()
 }
 
 // leave takes w out of the queue after its wait ran out (ctx nil) or its
@@ -681,22 +539,12 @@ func (b *Bulkhead) leave(w *waiter, ctx context.Context) error {
 	return b.reject(WaitExpired)
 }
 
-// releaseSlow finishes a release whose add (result s) found waiters or no
-// permit to return.
-func (b *Bulkhead) releaseSlow(s uint64) {
-	b.checkUnderflow(s)
+// wake hands free permits to the waiters; permits calls it when it has
+// put permits back in the word while callers wait.
+func (b *Bulkhead) wake() {
 	b.mu.Lock()
 	b.dispatchLocked(time.Time{})
 	b.mu.Unlock()
-}
-
-// checkUnderflow panics if the release whose add returned s had no permit
-// to return, first undoing the add so the state stays consistent for others.
-func (b *Bulkhead) checkUnderflow(s uint64) {
-	if s&activeMask == activeMask {
-		b.state.Add(1)
-		panic("bulkhead: Release without a permit")
-	}
 }
 
 // dispatchLocked hands free permits to waiters, head first: a goroutine is
@@ -710,7 +558,7 @@ func (b *Bulkhead) dispatchLocked(now time.Time) {
 			b.expireLocked(w)
 			continue
 		}
-		if !b.tryTake(true) {
+		if !b.p.takeForWaiter() {
 			return
 		}
 		b.head = w.next
@@ -744,17 +592,7 @@ func (b *Bulkhead) reject(r Reason) error {
 // admittedLocked returns the count of permits ever granted, never less than
 // it returned before.
 func (b *Bulkhead) admittedLocked() int64 {
-	var n int64
-	for {
-		hi := b.countHi.Load()
-		s := b.state.Load()
-		if b.countHi.Load() == hi {
-			n = hi<<countBits + int64(s>>countShift)
-			_, sa := b.stashTotals()
-			n += sa
-			break
-		}
-	}
+	n := b.p.admitted()
 	// A caller that just wrapped the field may not have carried it into
 	// countHi yet; report the last figure rather than a smaller one.
 	n = max(n, b.floorAdm)
@@ -807,18 +645,16 @@ type Stats struct {
 func (b *Bulkhead) Stats() Stats {
 	now := b.clock.Now()
 	cfg := b.cfg.Load()
-	stashed, _ := b.stashTotals()
-	s := b.state.Load()
 	st := Stats{
 		Name:          b.name,
 		Isolation:     cfg.Isolation,
-		Active:        max(int(int64(s&activeMask)-stashed), 0),
-		Queued:        int((s & waitMask) >> waitShift),
-		Limit:         int(b.limit.Load()),
+		Active:        int(b.p.inUse()),
+		Queued:        b.p.waiting(),
+		Limit:         int(b.p.limit()),
 		MaxConcurrent: cfg.MaxConcurrent,
 	}
-	if b.shared {
-		st.Overflow = int(b.overflow.Load())
+	if cfg.Isolation == Shared {
+		st.Overflow = int(b.p.overflow.Load())
 	}
 	epoch := recentEpoch(now)
 	b.smu.Lock()

@@ -614,7 +614,7 @@ func TestStatsRecentRejectionRate(t *testing.T) {
 
 func TestAdmittedCounterWraps(t *testing.T) {
 	b := mustNew(t, Config{MaxConcurrent: 2})
-	b.state.Store((1<<countBits - 1) << countShift) // one short of wrapping
+	b.p.state.Store((1<<countBits - 1) << countShift) // one short of wrapping
 	if got := b.Stats().Admitted; got != 1<<countBits-1 {
 		t.Fatalf("admitted = %d", got)
 	}
@@ -635,7 +635,7 @@ func TestNoLostWakeup(t *testing.T) {
 	b := mustNew(t, Config{MaxConcurrent: 1, MaxQueue: 1, MaxWait: time.Second})
 	mustAcquire(t, b)
 	released := false
-	b.testHookEnqueue = func() {
+	b.p.testHookJoin = func() {
 		if !released {
 			released = true
 			b.Release()

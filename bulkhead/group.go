@@ -64,7 +64,7 @@ func (g *Group) Members() []string {
 func (g *Group) capacityLocked() int {
 	n := 0
 	for _, b := range g.members {
-		n += int(b.limit.Load())
+		n += int(b.p.limit())
 	}
 	return n
 }
@@ -72,35 +72,19 @@ func (g *Group) capacityLocked() int {
 func (g *Group) inUseLocked() int {
 	n := 0
 	for _, b := range g.members {
-		n += int(b.state.Load() & activeMask)
+		n += int(b.p.inUse())
 	}
 	return n
 }
 
-// tryOverflow takes a permit for b, a Shared member whose own permits were
-// all in use when it looked, in one CAS that adds delta to b's state. It
-// serialises overflow grants on the group lock so that the group's in-use
-// count it checks cannot be raced past by another overflow grant; members'
-// grants within their own limit race freely, as they are always allowed.
-// Like tryTake it refuses while b has waiters, unless fromQueue.
-func (g *Group) tryOverflow(b *Bulkhead, delta uint64, fromQueue bool) bool {
+// tryOverflow takes a permit for p, the permits of a Shared member whose
+// own permits were all in use when it looked. It serialises overflow grants
+// on the group lock so that the group's in-use count it checks cannot be
+// raced past by another overflow grant; members' grants within their own
+// limit race freely, as they are always allowed. Like take it refuses while
+// the member has waiters, unless fromQueue.
+func (g *Group) tryOverflow(p *permits, fromQueue bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for {
-		s := b.state.Load()
-		if !fromQueue && s&waitMask != 0 {
-			return false
-		}
-		active, limit := int64(s&activeMask), b.limit.Load()
-		if active >= limit {
-			if active >= limit+b.overflow.Load() || g.inUseLocked() >= g.capacityLocked() {
-				return false
-			}
-		}
-		n := s + delta
-		if b.state.CompareAndSwap(s, n) {
-			b.noteAdmitted(n)
-			return true
-		}
-	}
+	return p.takeBeyond(fromQueue, func() bool { return g.inUseLocked() < g.capacityLocked() })
 }

@@ -19,7 +19,7 @@ type Ticket struct{ w *waiter }
 // queued ticket as Queued and Waited, then as admitted when ReleaseAt or
 // Granted returns it, rejected when ExpireAt does, or cancelled by Cancel.
 func (b *Bulkhead) Enqueue(now time.Time) (t Ticket, admitted bool, err error) {
-	if b.tryAcquire() {
+	if b.p.tryAcquire(b.p.hint()) {
 		return Ticket{}, true, nil
 	}
 	cfg := b.cfg.Load()
@@ -66,9 +66,7 @@ func (b *Bulkhead) Enqueue(now time.Time) (t Ticket, admitted bool, err error) {
 // permits freed otherwise (Release, an Update that raised the limit).
 // Under Adaptive isolation it feeds no sample to the limit algorithm.
 func (b *Bulkhead) ReleaseAt(now time.Time) (granted []Ticket) {
-	s := b.state.Add(^uint64(0)) // one fewer in use, as in Release
-	if s&(waitMask|activeMask) >= activeMask {
-		b.checkUnderflow(s)
+	if b.p.put() {
 		b.mu.Lock()
 		b.dispatchLocked(now)
 		b.mu.Unlock()
