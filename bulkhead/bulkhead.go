@@ -180,7 +180,6 @@ type Bulkhead struct {
 
 	name  string
 	clock sluice.Clock
-	group *Group
 	cfg   atomic.Pointer[Config]
 	errs  atomic.Pointer[[2]*FullError] // by Reason, rebuilt by Update
 
@@ -232,7 +231,6 @@ func New(cfg Config) (*Bulkhead, error) {
 	b := &Bulkhead{
 		name:     c.Name,
 		clock:    sluice.ClockOr(c.Clock),
-		group:    c.Group,
 		adaptive: c.Isolation == Adaptive,
 	}
 	if c.Isolation == Shared {
@@ -283,7 +281,7 @@ func (b *Bulkhead) apply(c *Config, prev *Config) {
 		b.amu.Unlock()
 	default:
 		b.p.setLimit(int64(c.MaxConcurrent))
-		b.p.overflow.Store(int64(c.OverflowRatio * float64(c.MaxConcurrent)))
+		b.p.setOverflow(int64(c.OverflowRatio * float64(c.MaxConcurrent)))
 		b.p.setStriped(stripes(c))
 	}
 }
@@ -654,7 +652,7 @@ func (b *Bulkhead) Stats() Stats {
 		MaxConcurrent: cfg.MaxConcurrent,
 	}
 	if cfg.Isolation == Shared {
-		st.Overflow = int(b.p.overflow.Load())
+		st.Overflow = int(b.p.overflowed())
 	}
 	epoch := recentEpoch(now)
 	b.smu.Lock()

@@ -124,6 +124,13 @@ func (p *permits) setLimit(n int64) { p.lim.Store(n) }
 // limit returns the limit.
 func (p *permits) limit() int64 { return p.lim.Load() }
 
+// setOverflow sets how many permits beyond the limit a Shared member may
+// take while its lender has idle capacity.
+func (p *permits) setOverflow(n int64) { p.overflow.Store(n) }
+
+// overflowed returns what setOverflow set.
+func (p *permits) overflowed() int64 { return p.overflow.Load() }
+
 // setStriped turns the stashes on or off. Permits left in them by turning
 // them off are taken back by the next drain.
 func (p *permits) setStriped(on bool) {
@@ -437,8 +444,13 @@ func (p *permits) tryTakeOrSteal() bool {
 // how many it moved. The caller hands them to waiters, if any.
 func (p *permits) drain() int64 {
 	if !p.everStriped.Load() {
-		return 0
+		return 0 // without a call: this is on every rejection's path
 	}
+	return p.drainCells()
+}
+
+// drainCells is drain once stashes may hold permits.
+func (p *permits) drainCells() int64 {
 	var total uint64
 	for i := range p.cells {
 		c := &p.cells[i]

@@ -490,7 +490,7 @@ func TestPermitsSetStripedOffKeepsStashedUntilDrained(t *testing.T) {
 // more, and only while idle says the lender has room.
 func TestPermitsTakeBeyond(t *testing.T) {
 	p, _ := newPermits(2, false)
-	p.overflow.Store(1)
+	p.setOverflow(1)
 	room := true
 	idle := func() bool { return room }
 	for range 2 {
