@@ -271,7 +271,7 @@ func TestScrape(t *testing.T) {
 	for _, m := range fams["sluice_retry_duration_seconds"].GetMetric() {
 		h = m.GetHistogram()
 	}
-	if h.GetSampleSum() != 0.4 || len(h.GetBucket()) != len(retry.DurationBounds())+1 { // +Inf too
+	if h.GetSampleSum() != 0.4 || len(h.GetBucket()) != len(retry.MustNew(retry.Config{}).Stats().Duration.Bounds)+1 { // +Inf too
 		t.Fatalf("histogram sum %v, %d buckets", h.GetSampleSum(), len(h.GetBucket()))
 	}
 	for _, b := range h.GetBucket() {

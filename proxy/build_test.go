@@ -83,7 +83,7 @@ func TestBuild(t *testing.T) {
 		t.Errorf("timeouts = %v, %v; want 30s (policy) and 2s (route override)", agents.timeout.Limit(), api.timeout.Limit())
 	}
 	rc := agents.retry.Config()
-	if rc.MaxAttempts != 5 || rc.Backoff.Kind() != retry.KindExponential || rc.Backoff.Base() != time.Second || rc.Backoff.Cap() != 30*time.Second {
+	if rc.MaxAttempts != 5 || rc.Backoff != retry.Exponential(time.Second, rc.Backoff.Multiplier(), 30*time.Second) {
 		t.Errorf("retry config = attempts %d, backoff %v", rc.MaxAttempts, rc.Backoff)
 	}
 	if _, ok := agents.retry.Budget().(*retry.RatioBudget); !ok {

@@ -9,23 +9,23 @@ import (
 	"time"
 )
 
-// BackoffKind names the shape of a Backoff.
-type BackoffKind uint8
+// backoffKind names the shape of a Backoff.
+type backoffKind uint8
 
-// The backoff shapes. KindDefault is the zero Backoff, which behaves as
+// The backoff shapes. kindDefault is the zero Backoff, which behaves as
 // DefaultBackoff.
 const (
-	KindDefault BackoffKind = iota
-	KindExponential
-	KindLinear
-	KindConstant
-	KindDecorrelated
+	kindDefault backoffKind = iota
+	kindExponential
+	kindLinear
+	kindConstant
+	kindDecorrelated
 )
 
 var kindNames = [...]string{"default", "exponential", "linear", "constant", "decorrelated"}
 
 // String returns the kind's name as written in configuration files.
-func (k BackoffKind) String() string {
+func (k backoffKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
 	}
@@ -37,7 +37,7 @@ func (k BackoffKind) String() string {
 // DefaultBackoff. It is a small value, compared and copied freely, and its
 // arguments are checked by New, which reports the field and the rule broken.
 type Backoff struct {
-	kind BackoffKind
+	kind backoffKind
 	base time.Duration
 	step time.Duration
 	cap  time.Duration
@@ -52,21 +52,21 @@ func DefaultBackoff() Backoff { return Exponential(time.Second, 2, 60*time.Secon
 // more than cap. base must be at least 0, multiplier at least 1 (and
 // finite), and cap at least base; New refuses the others, naming the field.
 func Exponential(base time.Duration, multiplier float64, cap time.Duration) Backoff {
-	return Backoff{kind: KindExponential, base: base, mult: multiplier, cap: cap}
+	return Backoff{kind: kindExponential, base: base, mult: multiplier, cap: cap}
 }
 
 // Linear waits base, base+step, base+2×step, ... and never more than cap.
 // base and step must be at least 0, and cap at least base; New refuses the
 // others, naming the field.
 func Linear(base, step, cap time.Duration) Backoff {
-	return Backoff{kind: KindLinear, base: base, step: step, cap: cap}
+	return Backoff{kind: kindLinear, base: base, step: step, cap: cap}
 }
 
 // Constant waits d between every two attempts. d must be at least 0; New
 // refuses a negative d. Its Cap is d itself, so a server's Retry-After is
 // capped by Config.RetryAfterMax instead.
 func Constant(d time.Duration) Backoff {
-	return Backoff{kind: KindConstant, base: d, cap: d}
+	return Backoff{kind: kindConstant, base: d, cap: d}
 }
 
 // Decorrelated is the "decorrelated jitter" schedule: each wait is drawn
@@ -77,18 +77,15 @@ func Constant(d time.Duration) Backoff {
 // so Config.Jitter does not apply to it. base must be positive (a zero base
 // would stay zero forever) and cap at least base.
 func Decorrelated(base, cap time.Duration) Backoff {
-	return Backoff{kind: KindDecorrelated, base: base, cap: cap}
+	return Backoff{kind: kindDecorrelated, base: base, cap: cap}
 }
 
 func (b Backoff) orDefault() Backoff {
-	if b.kind == KindDefault {
+	if b.kind == kindDefault {
 		return DefaultBackoff()
 	}
 	return b
 }
-
-// Kind returns the schedule's shape (KindDefault for the zero Backoff).
-func (b Backoff) Kind() BackoffKind { return b.kind }
 
 // IsZero reports whether b is the zero Backoff, which means DefaultBackoff.
 func (b Backoff) IsZero() bool { return b == Backoff{} }
@@ -111,13 +108,13 @@ func (b Backoff) Cap() time.Duration { return b.orDefault().cap }
 func (b Backoff) String() string {
 	b = b.orDefault()
 	switch b.kind {
-	case KindExponential:
+	case kindExponential:
 		return fmt.Sprintf("exponential(%v ×%g cap %v)", b.base, b.mult, b.cap)
-	case KindLinear:
+	case kindLinear:
 		return fmt.Sprintf("linear(%v +%v cap %v)", b.base, b.step, b.cap)
-	case KindConstant:
+	case kindConstant:
 		return fmt.Sprintf("constant(%v)", b.base)
-	case KindDecorrelated:
+	case kindDecorrelated:
 		return fmt.Sprintf("decorrelated(%v cap %v)", b.base, b.cap)
 	}
 	return b.kind.String()
@@ -126,20 +123,20 @@ func (b Backoff) String() string {
 func (b Backoff) validate(field string) error {
 	b = b.orDefault()
 	switch b.kind {
-	case KindExponential, KindLinear, KindConstant, KindDecorrelated:
+	case kindExponential, kindLinear, kindConstant, kindDecorrelated:
 	default:
 		return fmt.Errorf("retry: %s has unknown kind %v", field, b.kind)
 	}
 	if b.base < 0 {
 		return fmt.Errorf("retry: %s.Base must be >= 0, got %v", field, b.base)
 	}
-	if b.kind == KindDecorrelated && b.base == 0 {
+	if b.kind == kindDecorrelated && b.base == 0 {
 		return fmt.Errorf("retry: %s.Base must be > 0 for a decorrelated backoff, got 0s", field)
 	}
 	if b.step < 0 {
 		return fmt.Errorf("retry: %s.Step must be >= 0, got %v", field, b.step)
 	}
-	if b.kind == KindExponential && !(b.mult >= 1) { // also rejects NaN
+	if b.kind == kindExponential && !(b.mult >= 1) { // also rejects NaN
 		return fmt.Errorf("retry: %s.Multiplier must be >= 1, got %v", field, b.mult)
 	}
 	if math.IsInf(b.mult, 0) {
@@ -165,20 +162,20 @@ func (b Backoff) Delay(n int, prev time.Duration, rnd *rand.Rand) time.Duration 
 		n = 1
 	}
 	switch b.kind {
-	case KindExponential:
+	case kindExponential:
 		f := float64(b.base) * math.Pow(b.mult, float64(n-1))
 		if !(f < float64(b.cap)) { // also catches +Inf and NaN
 			return b.cap
 		}
 		return time.Duration(f)
-	case KindLinear:
+	case kindLinear:
 		if b.step > 0 && int64(n-1) > int64(b.cap-b.base)/int64(b.step) {
 			return b.cap
 		}
 		return min(b.base+time.Duration(n-1)*b.step, b.cap)
-	case KindDecorrelated:
+	case kindDecorrelated:
 		return b.base + uniform(rnd, b.decorrelatedTop(prev)-b.base)
-	default: // KindConstant
+	default: // kindConstant
 		return b.base
 	}
 }
@@ -214,23 +211,23 @@ func float01(rnd *rand.Rand) float64 {
 	return rnd.Float64()
 }
 
-// JitterKind names the way a Jitter randomises a wait.
-type JitterKind uint8
+// jitterKind names the way a Jitter randomises a wait.
+type jitterKind uint8
 
-// The jitter kinds. JitterDefault is the zero Jitter, which behaves as
+// The jitter kinds. jitterDefault is the zero Jitter, which behaves as
 // FullJitter.
 const (
-	JitterDefault JitterKind = iota
-	JitterNone
-	JitterFull
-	JitterEqual
-	JitterProportional
+	jitterDefault jitterKind = iota
+	jitterNone
+	jitterFull
+	jitterEqual
+	jitterProportional
 )
 
 var jitterNames = [...]string{"default", "none", "full", "equal", "proportional"}
 
 // String returns the kind's name as written in configuration files.
-func (k JitterKind) String() string {
+func (k jitterKind) String() string {
 	if int(k) < len(jitterNames) {
 		return jitterNames[k]
 	}
@@ -240,20 +237,20 @@ func (k JitterKind) String() string {
 // Jitter randomises each wait so that callers that failed together do not
 // retry together. The zero Jitter means FullJitter.
 type Jitter struct {
-	kind  JitterKind
+	kind  jitterKind
 	ratio float64
 }
 
 // The fixed jitters. Use Proportional for a ± range.
 var (
 	// NoJitter waits exactly the backoff's delay.
-	NoJitter = Jitter{kind: JitterNone}
+	NoJitter = Jitter{kind: jitterNone}
 	// FullJitter waits a uniform draw from [0, d]: the spread that best
 	// breaks up a crowd (Brooker, "Exponential Backoff And Jitter", 2015).
-	FullJitter = Jitter{kind: JitterFull}
+	FullJitter = Jitter{kind: jitterFull}
 	// EqualJitter waits d/2 plus a uniform draw from [0, d/2]: never less
 	// than half the delay.
-	EqualJitter = Jitter{kind: JitterEqual}
+	EqualJitter = Jitter{kind: jitterEqual}
 )
 
 // Proportional waits d × (1 ± r): a uniform draw from [d(1-r), d(1+r)], the
@@ -261,30 +258,27 @@ var (
 // Under a policy's cap (Config.Delay) a range that would end past the cap is
 // scaled to end at it, so waits at the cap stay spread instead of piling up
 // on it.
-func Proportional(r float64) Jitter { return Jitter{kind: JitterProportional, ratio: r} }
-
-// Kind returns the jitter's kind (JitterDefault for the zero Jitter).
-func (j Jitter) Kind() JitterKind { return j.kind }
+func Proportional(r float64) Jitter { return Jitter{kind: jitterProportional, ratio: r} }
 
 // Ratio returns r of a Proportional jitter, 0 otherwise.
 func (j Jitter) Ratio() float64 { return j.ratio }
 
 // String describes the jitter, e.g. "full" or "±10%".
 func (j Jitter) String() string {
-	if j.kind == JitterProportional {
+	if j.kind == jitterProportional {
 		return "±" + strconv.FormatFloat(j.ratio*100, 'g', -1, 64) + "%"
 	}
-	if j.kind == JitterDefault {
-		return JitterFull.String()
+	if j.kind == jitterDefault {
+		return jitterFull.String()
 	}
 	return j.kind.String()
 }
 
 func (j Jitter) validate() error {
 	switch j.kind {
-	case JitterDefault, JitterNone, JitterFull, JitterEqual:
+	case jitterDefault, jitterNone, jitterFull, jitterEqual:
 		return nil
-	case JitterProportional:
+	case jitterProportional:
 		if !(j.ratio >= 0 && j.ratio <= 1) {
 			return fmt.Errorf("retry: Config.Jitter range must be within [0, 1], got %v", j.ratio)
 		}
@@ -293,34 +287,34 @@ func (j Jitter) validate() error {
 	return fmt.Errorf("retry: Config.Jitter has unknown kind %v", j.kind)
 }
 
-// Apply returns d randomised by the jitter, never negative: within [0, d] for
+// apply returns d randomised by the jitter, never negative: within [0, d] for
 // full, [d/2, d] for equal, [d(1-r), d(1+r)] for proportional. rnd as for
 // Backoff.Delay.
-func (j Jitter) Apply(d time.Duration, rnd *rand.Rand) time.Duration {
+func (j Jitter) apply(d time.Duration, rnd *rand.Rand) time.Duration {
 	if d <= 0 {
 		return 0
 	}
 	switch j.kind {
-	case JitterNone:
+	case jitterNone:
 		return d
-	case JitterEqual:
+	case jitterEqual:
 		half := d / 2
 		return half + uniform(rnd, d-half)
-	case JitterProportional:
+	case jitterProportional:
 		return j.proportional(d, math.MaxInt64, rnd)
-	default: // JitterFull, JitterDefault
+	default: // jitterFull, jitterDefault
 		return uniform(rnd, d)
 	}
 }
 
-// applyUnder is Apply for a wait that must not exceed cap (d <= cap). Full,
+// applyUnder is apply for a wait that must not exceed cap (d <= cap). Full,
 // equal and no jitter never exceed d; a proportional range that would reach
 // past cap is scaled to end at it (see Config.Delay).
 func (j Jitter) applyUnder(d, cap time.Duration, rnd *rand.Rand) time.Duration {
-	if j.kind == JitterProportional && d > 0 {
+	if j.kind == jitterProportional && d > 0 {
 		return j.proportional(d, cap, rnd)
 	}
-	return min(j.Apply(d, rnd), cap)
+	return min(j.apply(d, rnd), cap)
 }
 
 // proportional draws from [d(1-r), d(1+r)], scaled by cap/(d(1+r)) when that
@@ -338,11 +332,11 @@ func (j Jitter) proportional(d, cap time.Duration, rnd *rand.Rand) time.Duration
 	return time.Duration(max(f, 0))
 }
 
-// AdaptiveFactor is the SysManage resilience document's adaptive rule: the factor by which
+// adaptiveFactor is the SysManage resilience document's adaptive rule: the factor by which
 // delays are scaled given an operation's recent success rate. A healthy
 // operation (> 0.9) retries sooner (0.7×), a struggling one later: > 0.7 →
 // 1×, > 0.5 → 1.5×, otherwise 2×.
-func AdaptiveFactor(successRate float64) float64 {
+func adaptiveFactor(successRate float64) float64 {
 	switch {
 	case successRate > 0.9:
 		return 0.7

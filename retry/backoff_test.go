@@ -84,7 +84,7 @@ func TestJitterApplyTable(t *testing.T) {
 	for _, tt := range tests {
 		var minSeen, maxSeen time.Duration = math.MaxInt64, 0
 		for range 2000 {
-			got := tt.j.Apply(d, rnd)
+			got := tt.j.apply(d, rnd)
 			minSeen, maxSeen = min(minSeen, got), max(maxSeen, got)
 		}
 		if minSeen < tt.lo || maxSeen > tt.hi {
@@ -110,7 +110,7 @@ func TestAdaptiveFactor(t *testing.T) {
 		{1, 0.7}, {0.91, 0.7}, {0.9, 1}, {0.71, 1}, {0.7, 1.5}, {0.51, 1.5}, {0.5, 2}, {0, 2},
 	}
 	for _, tt := range tests {
-		if got := AdaptiveFactor(tt.rate); got != tt.want {
+		if got := adaptiveFactor(tt.rate); got != tt.want {
 			t.Errorf("AdaptiveFactor(%v) = %v, want %v", tt.rate, got, tt.want)
 		}
 	}
@@ -214,7 +214,7 @@ func TestPropertyDelayWithinCap(t *testing.T) {
 		factor := rapid.SampledFrom([]float64{1, 0.7, 1.5, 2, 0}).Draw(t, "factor")
 		prev := time.Duration(0)
 		for n := 1; n <= rapid.IntRange(1, 80).Draw(t, "retries"); n++ {
-			wait, raw := cfg.Delay(n, prev, factor, rnd)
+			wait, raw := cfg.delay(n, prev, factor, rnd)
 			if wait < 0 || wait > cfg.Backoff.Cap() {
 				t.Fatalf("retry %d: wait %v outside [0, %v] (%v, %v)", n, wait, cfg.Backoff.Cap(), cfg.Backoff, cfg.Jitter)
 			}
@@ -232,20 +232,20 @@ func TestPropertyJitterRange(t *testing.T) {
 		j := genJitter(t)
 		d := time.Duration(rapid.Int64Range(0, int64(1000*time.Hour)).Draw(t, "d"))
 		rnd := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 2))
-		got := j.Apply(d, rnd)
+		got := j.apply(d, rnd)
 		lo, hi := time.Duration(0), d
-		switch j.Kind() {
-		case JitterNone:
+		switch j.kind {
+		case jitterNone:
 			lo = d
-		case JitterEqual:
+		case jitterEqual:
 			lo = d / 2
-		case JitterProportional:
+		case jitterProportional:
 			r := j.Ratio()
 			lo = time.Duration(math.Floor(float64(d) * (1 - r)))
 			hi = time.Duration(math.Ceil(float64(d) * (1 + r)))
 		}
 		if got < lo || got > hi {
-			t.Fatalf("%v.Apply(%v) = %v, want within [%v, %v]", j, d, got, lo, hi)
+			t.Fatalf("%v.apply(%v) = %v, want within [%v, %v]", j, d, got, lo, hi)
 		}
 	})
 }
@@ -270,7 +270,7 @@ func TestPropertyExponentialMeansMonotone(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(seed, 3))
 			sum := 0.0
 			for range draws {
-				w, _ := cfg.Delay(n, 0, factor, rnd)
+				w, _ := cfg.delay(n, 0, factor, rnd)
 				sum += float64(w)
 			}
 			mean := sum / draws
@@ -344,7 +344,7 @@ func TestPropertyJitterSpreadsAtTheCap(t *testing.T) {
 		for i := range waits {
 			// Retry 200 is at the cap of every schedule drawn here; for
 			// Decorrelated the previous raw delay is the cap too.
-			waits[i], _ = cfg.Delay(200, b.Cap(), factor, rnd)
+			waits[i], _ = cfg.delay(200, b.Cap(), factor, rnd)
 		}
 		if share := modeShare(waits); share > 0.02 {
 			t.Fatalf("%v %v factor %v: one value holds %.1f%% of the waits at the cap", b, j, factor, 100*share)
@@ -361,7 +361,7 @@ func TestProportionalJitterScaledUnderCap(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(8, 9))
 	var minSeen, maxSeen time.Duration = math.MaxInt64, 0
 	for range 5000 {
-		w, _ := cfg.Delay(1, 0, 1, rnd)
+		w, _ := cfg.Delay(1, 0, rnd)
 		if w < lo-1 || w > time.Second {
 			t.Fatalf("wait %v outside [%v, 1s]", w, lo)
 		}
@@ -369,5 +369,23 @@ func TestProportionalJitterScaledUnderCap(t *testing.T) {
 	}
 	if minSeen > lo+5*time.Millisecond || maxSeen < time.Second-5*time.Millisecond {
 		t.Errorf("waits span only [%v, %v], want about [%v, 1s]", minSeen, maxSeen, lo)
+	}
+}
+
+// Config.Adaptive's factor scales the executor's waits before the cap: a
+// healthy operation's (0.95 → 0.7×) exponential waits shrink and reach the
+// 30 s cap one retry later. (This was ExampleConfig_Delay's output when the
+// factor was an argument of Config.Delay.)
+func TestDelayScaledByAdaptiveFactor(t *testing.T) {
+	cfg := Config{Backoff: Exponential(time.Second, 2, 30*time.Second), Jitter: NoJitter}
+	want := []time.Duration{700 * time.Millisecond, 1400 * time.Millisecond, 2800 * time.Millisecond,
+		5600 * time.Millisecond, 11200 * time.Millisecond, 21 * time.Second}
+	var prev time.Duration
+	for n := 1; n <= len(want); n++ {
+		var wait time.Duration
+		wait, prev = cfg.delay(n, prev, adaptiveFactor(0.95), nil)
+		if wait != want[n-1] {
+			t.Errorf("retry %d: wait %v, want %v", n, wait, want[n-1])
+		}
 	}
 }

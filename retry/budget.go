@@ -193,14 +193,14 @@ func (b *RatioBudget) Attempt(now time.Time, first bool, _ Verdict) {
 		return
 	}
 	if !now.IsZero() {
-		b.Tick(now)
+		b.tick(now)
 	}
 	b.direct.Inc()
 }
 
-// Tick tells the budget the time without recording anything, moving its
+// tick tells the budget the time without recording anything, moving its
 // window forward; the executor calls it for the calls it times.
-func (b *RatioBudget) Tick(now time.Time) {
+func (b *RatioBudget) tick(now time.Time) {
 	e := b.epoch(now)
 	if e <= b.curEpoch.Load() {
 		return

@@ -55,9 +55,10 @@ type Config struct {
 	// a Decorrelated backoff, which is random already.
 	Jitter Jitter
 
-	// Adaptive scales every wait by AdaptiveFactor of the operation's success
+	// Adaptive scales every wait by a factor of the operation's success
 	// rate over its last 100 calls (0.8 until there is history): the
-	// SysManage resilience document's adaptive backoff. Scaled waits stay within the
+	// SysManage resilience document's adaptive backoff, 0.7× above 0.9,
+	// 1× above 0.7, 1.5× above 0.5, otherwise 2×. Scaled waits stay within the
 	// backoff's Cap (so with Constant the factor can only shorten them). It
 	// costs a short mutex per call.
 	Adaptive bool
@@ -201,7 +202,7 @@ func (c Config) withDefaults() Config {
 	if c.Backoff.IsZero() {
 		c.Backoff = DefaultBackoff()
 	}
-	if c.Jitter.kind == JitterDefault {
+	if c.Jitter.kind == jitterDefault {
 		c.Jitter = FullJitter
 	}
 	c.SampleEvery = cmp.Or(c.SampleEvery, DefaultSampleEvery)
@@ -213,7 +214,7 @@ func (c Config) retryAfterMax() time.Duration {
 	switch {
 	case c.RetryAfterMax > 0:
 		return c.RetryAfterMax
-	case c.Backoff.Kind() == KindConstant:
+	case c.Backoff.kind == kindConstant:
 		return DefaultRetryAfterMax
 	}
 	return c.Backoff.Cap()
@@ -254,23 +255,29 @@ func (c Config) Validate() error {
 }
 
 // Delay returns the wait before retry n of a call under c (n = 1 after the
-// first attempt): the backoff's delay scaled by factor (1 unless adaptive;
-// see AdaptiveFactor), capped at the backoff's Cap, then jittered within
-// [0, Cap]. A proportional jitter whose range d(1±r) would reach past the
-// cap is scaled to end at it, [d(1-r), d(1+r)] × Cap/(d(1+r)): at the cap
-// (every wait of a Constant backoff, the late waits of the others) the
-// draws are spread over [Cap(1-r)/(1+r), Cap] instead of half of them being
-// clamped onto Cap. prev is the raw delay returned by the previous call for
-// the same logical call (0 at first); raw is the one to pass next time. A
-// factor of zero or less means 1. rnd as for Backoff.Delay. This is the
-// executor's own computation, exposed so a simulator can replay it.
-func (c Config) Delay(n int, prev time.Duration, factor float64, rnd *rand.Rand) (wait, raw time.Duration) {
+// first attempt): the backoff's delay, jittered within [0, Cap]. A
+// proportional jitter whose range d(1±r) would reach past the cap is scaled
+// to end at it, [d(1-r), d(1+r)] × Cap/(d(1+r)): at the cap (every wait of a
+// Constant backoff, the late waits of the others) the draws are spread over
+// [Cap(1-r)/(1+r), Cap] instead of half of them being clamped onto Cap. prev
+// is the raw delay returned by the previous call for the same logical call
+// (0 at first); raw is the one to pass next time. rnd as for Backoff.Delay.
+// This is the executor's own computation (without Config.Adaptive's
+// scaling), exposed so a simulator can replay it.
+func (c Config) Delay(n int, prev time.Duration, rnd *rand.Rand) (wait, raw time.Duration) {
+	return c.delay(n, prev, 1, rnd)
+}
+
+// delay is Delay with the backoff's delay scaled by factor (Config.Adaptive's
+// adaptiveFactor), capped at the backoff's Cap, before the jitter. A factor
+// of zero or less means 1.
+func (c Config) delay(n int, prev time.Duration, factor float64, rnd *rand.Rand) (wait, raw time.Duration) {
 	b := c.Backoff.orDefault()
 	raw = b.Delay(n, prev, rnd)
 	if !(factor > 0) {
 		factor = 1
 	}
-	if b.kind == KindDecorrelated {
+	if b.kind == kindDecorrelated {
 		// Random already: scale the range the draw came from, so that a
 		// factor above 1 at the cap spreads the waits below it.
 		if top := float64(b.decorrelatedTop(prev)) * factor; top > float64(b.cap) {
@@ -279,7 +286,7 @@ func (c Config) Delay(n int, prev time.Duration, factor float64, rnd *rand.Rand)
 		return scaleWithin(raw, factor, b.cap), raw
 	}
 	j := c.Jitter
-	if j.kind == JitterDefault {
+	if j.kind == jitterDefault {
 		j = FullJitter
 	}
 	d := j.applyUnder(scaleWithin(raw, factor, b.cap), b.cap, rnd)

@@ -19,8 +19,9 @@
 // (any error in the chain implementing sluice.RetryAfterer, such as
 // *sluice.StatusError) replaces it, capped by Config.RetryAfterMax (by
 // default the backoff's Cap; 60 s for a Constant backoff, whose Cap is its
-// one delay) and spread by up to 10 %. Config.Delay, Backoff.Delay and Jitter.Apply compute waits as pure
-// functions of an explicit random source, for tests and simulators.
+// one delay) and spread by up to 10 %. Config.Delay and Backoff.Delay
+// compute waits as pure functions of an explicit random source, for tests
+// and simulators.
 //
 // # Explicit time
 //

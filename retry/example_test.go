@@ -112,12 +112,12 @@ func ExampleConfig_Delay() {
 	var prev time.Duration
 	for n := 1; n <= 6; n++ {
 		var wait time.Duration
-		wait, prev = cfg.Delay(n, prev, retry.AdaptiveFactor(0.95), nil)
+		wait, prev = cfg.Delay(n, prev, nil)
 		fmt.Print(wait, " ")
 	}
 	fmt.Println()
 	// Output:
-	// 700ms 1.4s 2.8s 5.6s 11.2s 21s
+	// 1s 2s 4s 8s 16s 30s
 }
 
 // A Selector starts each operation type with the SysManage document's mapping and learns
@@ -127,18 +127,42 @@ func ExampleSelector() {
 	for _, typ := range []string{"network", "database", "api"} {
 		fmt.Println(typ, "→", sel.For(typ).Best())
 	}
-	// Teach it that, for databases, exponential backoff does better.
-	db := sel.For("database")
-	for range 200 {
-		arm, name := db.Choose()
-		db.Record(arm, retry.Outcome{Success: name == "exponential", Attempts: 2, Elapsed: time.Second})
+
+	// A dependency whose calls fail once, then succeed, is served better by
+	// a second attempt than by the mapping's single one.
+	sel, _ = retry.NewSelector(retry.SelectorConfig{
+		Strategies: []retry.Strategy{
+			{Name: "once", Config: retry.Config{MaxAttempts: 1}},
+			{Name: "twice", Config: retry.Config{MaxAttempts: 2, Backoff: retry.Constant(0), Budget: retry.NoBudget{}}},
+		},
+		Mapping: map[string]string{"flaky": "once"},
+		Seed:    1,
+	})
+	flaky := sel.For("flaky")
+	fmt.Println("flaky →", flaky.Best())
+	p := sluice.NewPipeline(flaky)
+	for range 100 {
+		failed := false
+		_ = p.Do(context.Background(), func(context.Context) error {
+			if !failed {
+				failed = true
+				return errors.New("connection reset")
+			}
+			return nil
+		})
 	}
-	fmt.Println("database →", db.Best())
+	fmt.Println("flaky →", flaky.Best())
+	for _, a := range flaky.Arms() {
+		fmt.Printf("%s: %d calls, %d retries\n", a.Name, a.Retry.Calls, a.Retry.Retries)
+	}
 	// Output:
 	// network → exponential
 	// database → linear
 	// api → adaptive
-	// database → exponential
+	// flaky → once
+	// flaky → twice
+	// once: 50 calls, 0 retries
+	// twice: 50 calls, 50 retries
 }
 
 // ParseRetryAfter reads both forms of the HTTP header.

@@ -160,10 +160,10 @@ func (r *Retry) Stats() Stats {
 	return r.stats.snapshot(s.cfg.Name, s.cfg.MaxAttempts)
 }
 
-// SuccessRate returns the success rate of the last 100 calls that the
+// recentSuccessRate returns the success rate of the last 100 calls that the
 // adaptive rule uses, 0.8 before any call, and the number of calls it covers.
 // Calls are recorded only while Config.Adaptive is set.
-func (r *Retry) SuccessRate() (rate float64, calls int) {
+func (r *Retry) recentSuccessRate() (rate float64, calls int) {
 	r.ringMu.Lock()
 	c := r.ring.Counts()
 	r.ringMu.Unlock()
@@ -248,7 +248,7 @@ func (c *Call) Succeeded(now time.Time) {
 	if s.hotBudget != nil {
 		s.hotBudget.Attempt(now, c.attempt == 1, Succeeded)
 	} else if s.ratio != nil && !now.IsZero() {
-		s.ratio.Tick(now)
+		s.ratio.tick(now)
 	}
 	c.finish(true, now)
 }
@@ -300,10 +300,10 @@ func (c *Call) Failed(ctx context.Context, now time.Time, err error) (wait time.
 
 	factor := 1.0
 	if s.cfg.Adaptive {
-		rate, _ := c.r.SuccessRate()
-		factor = AdaptiveFactor(rate)
+		rate, _ := c.r.recentSuccessRate()
+		factor = adaptiveFactor(rate)
 	}
-	wait, c.prevRaw = s.cfg.Delay(c.attempt, c.prevRaw, factor, c.rnd)
+	wait, c.prevRaw = s.cfg.delay(c.attempt, c.prevRaw, factor, c.rnd)
 	if ra, ok := sluice.RetryAfter(err); ok && ra > 0 {
 		wait = retryAfterWait(ra, s.raMax, c.rnd)
 	}

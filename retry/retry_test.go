@@ -410,7 +410,7 @@ func TestAdaptiveScalesDelays(t *testing.T) {
 		if fmt.Sprint(delays) != fmt.Sprint(want) {
 			t.Errorf("delays %v, want %v", delays, want)
 		}
-		if rate, n := r.SuccessRate(); n != 100 || math.Abs(rate-0.98) > 1e-9 {
+		if rate, n := r.recentSuccessRate(); n != 100 || math.Abs(rate-0.98) > 1e-9 {
 			t.Errorf("SuccessRate = %v over %d, want 0.98 over 100", rate, n)
 		}
 	})

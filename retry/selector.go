@@ -44,8 +44,8 @@ func DefaultMapping() map[string]string {
 	return map[string]string{"network": "exponential", "database": "linear", "api": "adaptive"}
 }
 
-// Outcome is what a Selector learns from one call made with a strategy.
-type Outcome struct {
+// armOutcome is what a Selector learns from one call made with a strategy.
+type armOutcome struct {
 	// Success reports whether the call succeeded.
 	Success bool
 	// Attempts is the number of attempts the call made.
@@ -54,10 +54,10 @@ type Outcome struct {
 	Elapsed time.Duration
 }
 
-// DefaultReward scores an outcome: 1 for a success, 0 for a failure, less
+// defaultReward scores an outcome: 1 for a success, 0 for a failure, less
 // 0.1 per retry and 0.01 per second spent, so that among strategies that
 // succeed equally often the one that needs fewer attempts and less time wins.
-func DefaultReward(o Outcome) float64 {
+func defaultReward(o armOutcome) float64 {
 	r := 0.0
 	if o.Success {
 		r = 1
@@ -66,7 +66,11 @@ func DefaultReward(o Outcome) float64 {
 }
 
 // SelectorConfig configures a Selector. The zero SelectorConfig is valid: the
-// SysManage resilience document's strategies and mapping, ε = 0.1, DefaultReward.
+// SysManage resilience document's strategies and mapping, and ε = 0.1.
+//
+// A call's outcome is scored 1 for a success, 0 for a failure, less 0.1 per
+// retry and 0.01 per second spent, so that among strategies that succeed
+// equally often the one that needs fewer attempts and less time wins.
 type SelectorConfig struct {
 	// Strategies are the arms. If empty, DefaultStrategies().
 	Strategies []Strategy
@@ -78,8 +82,6 @@ type SelectorConfig struct {
 	// If zero, 0.1. It must be within [0, 1]; use a tiny value rather than
 	// none, or a strategy that once looked worse is never tried again.
 	Epsilon float64
-	// Reward scores an outcome; higher is better. If nil, DefaultReward.
-	Reward func(Outcome) float64
 	// Seed seeds each operation type's random source (mixed with the type's
 	// name), so a Selector's choices are reproducible.
 	Seed uint64
@@ -140,9 +142,6 @@ func NewSelector(cfg SelectorConfig) (*Selector, error) {
 		return nil, fmt.Errorf("retry: SelectorConfig.Epsilon must be within [0, 1], got %v", cfg.Epsilon)
 	}
 	cfg.Epsilon = cmp.Or(cfg.Epsilon, 0.1)
-	if cfg.Reward == nil {
-		cfg.Reward = DefaultReward
-	}
 	return &Selector{cfg: cfg, types: map[string]*TypePolicy{}}, nil
 }
 
@@ -160,23 +159,11 @@ func (s *Selector) For(opType string) *TypePolicy {
 	return p
 }
 
-// Types returns the operation types seen so far.
-func (s *Selector) Types() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.types))
-	for t := range s.types {
-		out = append(out, t)
-	}
-	return out
-}
-
 // TypePolicy is the Selector's policy for one operation type. It is a
-// sluice.Policy; Choose and Record expose its bandit to simulators.
+// sluice.Policy; Best and Arms show what its bandit has learned.
 type TypePolicy struct {
 	opType string
 	eps    float64
-	reward func(Outcome) float64
 	clock  sluice.Clock
 	def    int // the arm the mapping starts with
 
@@ -204,7 +191,6 @@ func newTypePolicy(cfg SelectorConfig, opType string) *TypePolicy {
 	p := &TypePolicy{
 		opType:  opType,
 		eps:     cfg.Epsilon,
-		reward:  cfg.Reward,
 		clock:   sluice.ClockOr(cfg.Clock),
 		rnd:     rand.New(rand.NewPCG(cfg.Seed, h.Sum64())),
 		arms:    make([]armState, len(cfg.Strategies)),
@@ -222,13 +208,10 @@ func newTypePolicy(cfg SelectorConfig, opType string) *TypePolicy {
 	return p
 }
 
-// OpType returns the operation type.
-func (p *TypePolicy) OpType() string { return p.opType }
-
-// Choose picks the strategy for the next call: with probability ε one at
+// choose picks the strategy for the next call: with probability ε one at
 // random, otherwise the one with the best estimated reward (the mapping's
 // strategy until it has been measured). It returns the arm's index and name.
-func (p *TypePolicy) Choose() (arm int, name string) {
+func (p *TypePolicy) choose() (arm int, name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.rnd.Float64() < p.eps {
@@ -252,9 +235,9 @@ func (p *TypePolicy) greedyLocked() int {
 	return best
 }
 
-// Record teaches the bandit the outcome of a call made with arm.
-func (p *TypePolicy) Record(arm int, o Outcome) {
-	r := p.reward(o)
+// record teaches the bandit the outcome of a call made with arm.
+func (p *TypePolicy) record(arm int, o armOutcome) {
+	r := defaultReward(o)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if arm < 0 || arm >= len(p.arms) {
@@ -324,10 +307,10 @@ func (p *TypePolicy) retryFor(arm int) (*Retry, error) {
 	return r, nil
 }
 
-// Execute runs next under the strategy Choose picks and records the outcome.
+// Execute runs next under the strategy the bandit picks and records the outcome.
 // Calls that end because the caller's context ended teach nothing.
 func (p *TypePolicy) Execute(ctx context.Context, next sluice.Next) error {
-	arm, _ := p.Choose()
+	arm, _ := p.choose()
 	r, err := p.retryFor(arm)
 	if err != nil {
 		return err
@@ -335,7 +318,7 @@ func (p *TypePolicy) Execute(ctx context.Context, next sluice.Next) error {
 	start := p.clock.Now()
 	attempts, err := r.execute(ctx, next)
 	if ctx.Err() == nil {
-		p.Record(arm, Outcome{Success: err == nil, Attempts: attempts, Elapsed: p.clock.Now().Sub(start)})
+		p.record(arm, armOutcome{Success: err == nil, Attempts: attempts, Elapsed: p.clock.Now().Sub(start)})
 	}
 	return err
 }

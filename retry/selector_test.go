@@ -40,9 +40,9 @@ type env struct {
 	elapsed  []time.Duration
 }
 
-func (e env) outcome(arm int, rnd *rand.Rand) Outcome {
+func (e env) outcome(arm int, rnd *rand.Rand) armOutcome {
 	ok := rnd.Float64() < e.success[arm]
-	return Outcome{Success: ok, Attempts: e.attempts[arm], Elapsed: e.elapsed[arm]}
+	return armOutcome{Success: ok, Attempts: e.attempts[arm], Elapsed: e.elapsed[arm]}
 }
 
 // run plays rounds of choose-and-learn and returns how often each arm was
@@ -51,8 +51,8 @@ func run(p *TypePolicy, e env, rounds, tail int, seed uint64) []int {
 	rnd := rand.New(rand.NewPCG(seed, 9))
 	counts := make([]int, len(e.success))
 	for i := range rounds {
-		arm, _ := p.Choose()
-		p.Record(arm, e.outcome(arm, rnd))
+		arm, _ := p.choose()
+		p.record(arm, e.outcome(arm, rnd))
 		if i >= rounds-tail {
 			counts[arm]++
 		}
@@ -107,9 +107,9 @@ func TestSelectorDeterministic(t *testing.T) {
 		p := mustSelector(t, SelectorConfig{Seed: seed}).For("api")
 		var b strings.Builder
 		for range 200 {
-			arm, name := p.Choose()
+			arm, name := p.choose()
 			b.WriteString(name[:1])
-			p.Record(arm, Outcome{Success: arm == 1, Attempts: 1})
+			p.record(arm, armOutcome{Success: arm == 1, Attempts: 1})
 		}
 		return b.String()
 	}
@@ -167,15 +167,36 @@ func TestNewSelectorRejectsBadConfig(t *testing.T) {
 
 func TestDefaultReward(t *testing.T) {
 	for _, tt := range []struct {
-		o    Outcome
+		o    armOutcome
 		want float64
 	}{
-		{Outcome{Success: true, Attempts: 1}, 1},
-		{Outcome{Success: true, Attempts: 3, Elapsed: 10 * time.Second}, 0.7},
-		{Outcome{Success: false, Attempts: 1}, 0},
+		{armOutcome{Success: true, Attempts: 1}, 1},
+		{armOutcome{Success: true, Attempts: 3, Elapsed: 10 * time.Second}, 0.7},
+		{armOutcome{Success: false, Attempts: 1}, 0},
 	} {
-		if got := DefaultReward(tt.o); got < tt.want-1e-9 || got > tt.want+1e-9 {
-			t.Errorf("DefaultReward(%+v) = %v, want %v", tt.o, got, tt.want)
+		if got := defaultReward(tt.o); got < tt.want-1e-9 || got > tt.want+1e-9 {
+			t.Errorf("defaultReward(%+v) = %v, want %v", tt.o, got, tt.want)
 		}
+	}
+}
+
+// The bandit learns from recorded outcomes alone: told that, for databases,
+// exponential backoff succeeds and the others fail, it moves off the mapping's
+// linear strategy. (This was ExampleSelector's second half when choose and
+// record were exported.)
+func TestSelectorLearnsFromRecordedOutcomes(t *testing.T) {
+	sel := mustSelector(t, SelectorConfig{Seed: 1})
+	for typ, want := range map[string]string{"network": "exponential", "database": "linear", "api": "adaptive"} {
+		if got := sel.For(typ).Best(); got != want {
+			t.Errorf("%s starts with %s, want %s", typ, got, want)
+		}
+	}
+	db := sel.For("database")
+	for range 200 {
+		arm, name := db.choose()
+		db.record(arm, armOutcome{Success: name == "exponential", Attempts: 2, Elapsed: time.Second})
+	}
+	if got := db.Best(); got != "exponential" {
+		t.Errorf("database → %s after 200 outcomes, want exponential", got)
 	}
 }

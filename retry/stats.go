@@ -17,9 +17,9 @@ var durationBounds = [...]time.Duration{
 	30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute,
 }
 
-// DurationBounds returns the upper bounds, in seconds, of the buckets of
+// durationBoundsSeconds returns the upper bounds, in seconds, of the buckets of
 // Stats.Duration.
-func DurationBounds() []float64 {
+func durationBoundsSeconds() []float64 {
 	out := make([]float64, len(durationBounds))
 	for i, b := range durationBounds {
 		out[i] = b.Seconds()
@@ -138,7 +138,7 @@ func (s *stats) snapshot(name string, maxAttempts int) Stats {
 	}
 	st.Retries = st.Attempts - st.Calls
 
-	h := Histogram{Bounds: DurationBounds(), Counts: make([]uint64, len(durationBounds))}
+	h := Histogram{Bounds: durationBoundsSeconds(), Counts: make([]uint64, len(durationBounds))}
 	var cum uint64
 	for i := range s.hist {
 		cum += uint64(max(s.hist[i].Load(), 0))

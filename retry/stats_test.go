@@ -74,7 +74,7 @@ func TestStatsEmpty(t *testing.T) {
 	if st.Calls != 0 || st.SuccessRate != 0 || len(st.AttemptsByNumber) != 4 || st.Duration.Count != 0 {
 		t.Errorf("empty stats %+v", st)
 	}
-	if len(st.Duration.Bounds) != len(st.Duration.Counts) || len(st.Duration.Bounds) != len(DurationBounds()) {
+	if len(st.Duration.Bounds) != len(st.Duration.Counts) || len(st.Duration.Bounds) != len(durationBoundsSeconds()) {
 		t.Errorf("histogram shape: %d bounds, %d counts", len(st.Duration.Bounds), len(st.Duration.Counts))
 	}
 }

@@ -168,7 +168,7 @@ func occTrial(n int, s strategy, rng *rand.Rand) (calls int64, end int64) {
 			c.attempt++
 			var wait time.Duration
 			if s.cfg != nil {
-				wait, c.prevRaw = s.cfg.Delay(c.attempt, c.prevRaw, 1, rng)
+				wait, c.prevRaw = s.cfg.Delay(c.attempt, c.prevRaw, rng)
 			}
 			q.push(now+net()+int64(wait), occEvent{kind: occReadAtServer, client: ev.client})
 		}

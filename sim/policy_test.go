@@ -29,11 +29,11 @@ func TestBuiltinSpecs(t *testing.T) {
 	if naive.retry.MaxAttempts != 4 || !naive.budget.off || naive.breaker != nil {
 		t.Errorf("naive = %+v, want 4 attempts, no budget, no breaker", naive)
 	}
-	if w, _ := naive.retry.Delay(1, 0, 1, newRand(1)); w != 0 {
+	if w, _ := naive.retry.Delay(1, 0, newRand(1)); w != 0 {
 		t.Errorf("naive waits %v before a retry, want 0", w)
 	}
 	orig, _ := builtinSpec(PolicyNoBudgetExponential)
-	if orig.retry.MaxAttempts != 5 || !orig.budget.off || orig.retry.Jitter.Kind() != retry.JitterProportional ||
+	if orig.retry.MaxAttempts != 5 || !orig.budget.off || orig.retry.Jitter != retry.Proportional(orig.retry.Jitter.Ratio()) ||
 		orig.retry.Backoff.Base() != time.Second || orig.retry.Backoff.Cap() != 30*time.Second {
 		t.Errorf("no-budget-exponential retry = %+v", orig.retry)
 	}
@@ -93,10 +93,10 @@ policies:
 	// Exponential with only the base set: the retry package's multiplier
 	// and cap.
 	def := retry.DefaultBackoff()
-	if k := a.retry.Backoff; k.Kind() != retry.KindExponential || k.Base() != 200*time.Millisecond || k.Multiplier() != def.Multiplier() || k.Cap() != def.Cap() {
+	if k := a.retry.Backoff; k != retry.Exponential(200*time.Millisecond, def.Multiplier(), def.Cap()) {
 		t.Errorf("a: backoff %v", k)
 	}
-	if a.retry.MaxAttempts != retry.DefaultMaxAttempts || a.retry.Jitter.Kind() != retry.JitterFull || a.budget.off {
+	if a.retry.MaxAttempts != retry.DefaultMaxAttempts || a.retry.Jitter != retry.FullJitter || a.budget.off {
 		t.Errorf("a: retry %+v budget %+v, want package defaults", a.retry, a.budget)
 	}
 	if br := a.breaker; br.WindowType != breaker.TimeWindow || br.WindowDuration != 30*time.Second || br.OpenBackoff.Max != 2*time.Minute || br.OpenBackoff.Multiplier != 2 {
@@ -106,10 +106,10 @@ policies:
 		t.Errorf("a: limiter %+v timeout %v", a.limiter, a.timeout)
 	}
 
-	if k := b.retry.Backoff; k.Kind() != retry.KindLinear || k.Step() != time.Second || k.Cap() != 3*time.Second {
+	if k := b.retry.Backoff; k != retry.Linear(k.Base(), time.Second, 3*time.Second) {
 		t.Errorf("b: backoff %v", k)
 	}
-	if !b.budget.off || b.retry.Jitter.Kind() != retry.JitterNone {
+	if !b.budget.off || b.retry.Jitter != retry.NoJitter {
 		t.Errorf("b: budget %+v jitter %v", b.budget, b.retry.Jitter)
 	}
 	if b.retry.RetryOn(&sluice.StatusError{Code: 502}) || !b.retry.RetryOn(&sluice.StatusError{Code: 503}) {
@@ -125,7 +125,7 @@ policies:
 		t.Errorf("b: bulkhead %+v, want queue 3 and the package's default limit", b.bulkhead)
 	}
 
-	if k := c.retry.Backoff; k.Kind() != retry.KindDecorrelated {
+	if k := c.retry.Backoff; k != retry.Decorrelated(k.Base(), k.Cap()) {
 		t.Errorf("c: backoff %v", k)
 	}
 	if c.budget.ratio.Ratio != 0.2 || c.budget.ratio.MinRetriesPerSecond != 1 {
