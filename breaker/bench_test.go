@@ -52,11 +52,11 @@ func BenchmarkBreakerAllow(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			p, err := br.Allow(now)
+			p, err := br.AllowAt(now)
 			if err != nil {
 				b.Fatal(err)
 			}
-			p.Done(now, Success, 0)
+			p.DoneAt(now, Success, 0)
 		}
 	})
 }

@@ -356,11 +356,11 @@ type Permit struct {
 // outcome decides whether the breaker closes.
 func (p Permit) Probe() bool { return p.kind == permitProbe }
 
-// Done reports the outcome of the permitted call, which ended at now after
+// DoneAt reports the outcome of the permitted call, which ended at now after
 // running for elapsed (compared with Config.SlowCallDuration; pass 0 if slow
 // calls do not matter). An outcome reported after the breaker changed state
 // since the permit was granted updates Stats but not the rules.
-func (p Permit) Done(now time.Time, o Outcome, elapsed time.Duration) {
+func (p Permit) DoneAt(now time.Time, o Outcome, elapsed time.Duration) {
 	b := p.b
 	if b == nil {
 		return
@@ -374,11 +374,11 @@ func (p Permit) Done(now time.Time, o Outcome, elapsed time.Duration) {
 	b.record(now, s, p, o, slow, false, nil)
 }
 
-// Allow decides, at time now, whether a call may go ahead. It returns a
+// AllowAt decides, at time now, whether a call may go ahead. It returns a
 // Permit whose Done must be called with the outcome, or an error satisfying
 // errors.Is(err, ErrOpen) when the breaker rejects the call. Execute is
-// Allow and Done around a call, reading the clock only when it must.
-func (b *Breaker) Allow(now time.Time) (Permit, error) { return b.allow(now, false) }
+// AllowAt and Done around a call, reading the clock only when it must.
+func (b *Breaker) AllowAt(now time.Time) (Permit, error) { return b.allow(now, false) }
 
 // allow is Allow; clocked says that now was read from the Clock, so that
 // timers may be armed from it.
@@ -776,9 +776,9 @@ func (b *Breaker) unlockAndNotify() {
 	b.mu.Unlock()
 }
 
-// State returns the breaker's state at time now, applying the timed changes
+// StateAt returns the breaker's state at time now, applying the timed changes
 // due by then.
-func (b *Breaker) State(now time.Time) State {
+func (b *Breaker) StateAt(now time.Time) State {
 	s := b.set.Load()
 	b.mu.Lock()
 	b.advanceLocked(now, s)

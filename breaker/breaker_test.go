@@ -41,7 +41,7 @@ func runSteps(t *testing.T, cfg Config, steps []step) *Breaker {
 		clock.Set(now)
 		switch s.do {
 		case "call", "admit":
-			p, err := b.Allow(now)
+			p, err := b.AllowAt(now)
 			if (err != nil) != s.reject {
 				t.Fatalf("step %d (%s at %v): err = %v, want rejection %v", i, s.do, s.at, err, s.reject)
 			}
@@ -52,7 +52,7 @@ func runSteps(t *testing.T, cfg Config, steps []step) *Breaker {
 				break
 			}
 			if s.do == "call" {
-				p.Done(now, s.outcome, s.elapsed)
+				p.DoneAt(now, s.outcome, s.elapsed)
 			} else {
 				permits[s.permit] = p
 			}
@@ -61,12 +61,12 @@ func runSteps(t *testing.T, cfg Config, steps []step) *Breaker {
 			if !ok {
 				t.Fatalf("step %d: no permit %q", i, s.permit)
 			}
-			p.Done(now, s.outcome, s.elapsed)
+			p.DoneAt(now, s.outcome, s.elapsed)
 		case "check":
 		default:
 			t.Fatalf("step %d: unknown action %q", i, s.do)
 		}
-		if got := b.State(now); got != s.state {
+		if got := b.StateAt(now); got != s.state {
 			t.Fatalf("step %d (%s %v at %v): state %v, want %v", i, s.do, s.outcome, s.at, got, s.state)
 		}
 	}
@@ -347,15 +347,15 @@ func TestStateString(t *testing.T) {
 // trip opens b by failures at now.
 func trip(t *testing.T, b *Breaker, now time.Time) {
 	t.Helper()
-	for i := 0; b.State(now) == StateClosed; i++ {
+	for i := 0; b.StateAt(now) == StateClosed; i++ {
 		if i > 1000 {
 			t.Fatal("breaker does not trip")
 		}
-		p, err := b.Allow(now)
+		p, err := b.AllowAt(now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Done(now, Failure, 0)
+		p.DoneAt(now, Failure, 0)
 	}
 }
 
@@ -364,7 +364,7 @@ func TestRejectionError(t *testing.T) {
 	b := MustNew(Config{Name: "db", FailureThreshold: 1, OpenFor: 10 * sec, Clock: clock})
 	trip(t, b, t0)
 	clock.Advance(3 * sec)
-	_, err := b.Allow(clock.Now())
+	_, err := b.AllowAt(clock.Now())
 	if !errors.Is(err, ErrOpen) || !errors.Is(err, sluice.ErrRejected) {
 		t.Fatalf("err = %v", err)
 	}
@@ -380,7 +380,7 @@ func TestRejectionError(t *testing.T) {
 	}
 
 	b.ForceOpen()
-	_, err = b.Allow(clock.Now())
+	_, err = b.AllowAt(clock.Now())
 	if !errors.Is(err, ErrOpen) || err.Error() != `breaker "db": circuit forced open` {
 		t.Errorf("forced: %v", err)
 	}
@@ -391,10 +391,10 @@ func TestRejectionError(t *testing.T) {
 	anon := MustNew(Config{FailureThreshold: 1, OpenFor: sec, Clock: clock})
 	trip(t, anon, clock.Now())
 	clock.Advance(sec)
-	if _, err := anon.Allow(clock.Now()); err != nil {
+	if _, err := anon.AllowAt(clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	_, err = anon.Allow(clock.Now())
+	_, err = anon.AllowAt(clock.Now())
 	if err == nil || err.Error() != "breaker: circuit half-open, all probe slots busy" {
 		t.Errorf("busy: %v", err)
 	}
@@ -405,8 +405,8 @@ func TestStats(t *testing.T) {
 	b := MustNew(Config{Name: "api", FailureRateThreshold: 0.5, WindowSize: 4, MinimumCalls: 4,
 		SlowCallDuration: sec, OpenFor: 30 * sec, Clock: clock})
 	for _, o := range []Outcome{Success, Failure, Ignored, Success} {
-		p, _ := b.Allow(clock.Now())
-		p.Done(clock.Now(), o, 2*sec)
+		p, _ := b.AllowAt(clock.Now())
+		p.DoneAt(clock.Now(), o, 2*sec)
 	}
 	clock.Advance(5 * sec)
 	st := b.Stats()
@@ -415,10 +415,10 @@ func TestStats(t *testing.T) {
 	if st != want {
 		t.Fatalf("Stats =\n%+v, want\n%+v", st, want)
 	}
-	p, _ := b.Allow(clock.Now())
-	p.Done(clock.Now(), Failure, 0) // 2 of 4
+	p, _ := b.AllowAt(clock.Now())
+	p.DoneAt(clock.Now(), Failure, 0) // 2 of 4
 	clock.Advance(10 * sec)
-	b.Allow(clock.Now())
+	b.AllowAt(clock.Now())
 	st = b.Stats()
 	if st.State != StateOpen || st.Rejected != 1 || st.NextProbeIn != 20*sec || st.InState != 10*sec || st.Opens != 1 {
 		t.Fatalf("open Stats = %+v", st)
@@ -438,21 +438,21 @@ func TestManualModes(t *testing.T) {
 	now := clock.Now
 
 	b.ForceOpen()
-	if _, err := b.Allow(now()); !errors.Is(err, ErrOpen) {
+	if _, err := b.AllowAt(now()); !errors.Is(err, ErrOpen) {
 		t.Fatal("forced open admitted a call")
 	}
 	clock.Advance(time.Hour)
-	if b.State(now()) != StateForcedOpen {
+	if b.StateAt(now()) != StateForcedOpen {
 		t.Fatal("forced open did not stay open")
 	}
 
 	b.Disable()
 	for range 5 {
-		p, err := b.Allow(now())
+		p, err := b.AllowAt(now())
 		if err != nil {
 			t.Fatal("disabled rejected a call")
 		}
-		p.Done(now(), Failure, 0)
+		p.DoneAt(now(), Failure, 0)
 	}
 	if st := b.Stats(); st.State != StateDisabled || st.Failures != 5 || st.FailureRate != 1 {
 		t.Fatalf("disabled stats %+v", st)
@@ -464,29 +464,29 @@ func TestManualModes(t *testing.T) {
 	}
 
 	b.SetMetricsOnly()
-	p, _ := b.Allow(now())
-	p.Done(now(), Failure, 0) // the rules open, the breaker does not
-	p, err := b.Allow(now())
+	p, _ := b.AllowAt(now())
+	p.DoneAt(now(), Failure, 0) // the rules open, the breaker does not
+	p, err := b.AllowAt(now())
 	if err != nil || p.kind != permitPassive {
 		t.Fatalf("metrics-only rejected or probed: %v", err)
 	}
-	p.Done(now(), Success, 0)
+	p.DoneAt(now(), Success, 0)
 	st := b.Stats()
 	if st.State != StateMetricsOnly || st.Shadow != StateOpen || st.WouldReject != 1 || st.NextProbeIn != sec {
 		t.Fatalf("metrics-only stats %+v", st)
 	}
 	clock.Advance(sec)
-	p, _ = b.Allow(now())
+	p, _ = b.AllowAt(now())
 	if !p.Probe() {
 		t.Fatal("metrics-only half-open did not probe")
 	}
-	p.Done(now(), Success, 0)
+	p.DoneAt(now(), Success, 0)
 	if st := b.Stats(); st.Shadow != StateClosed {
 		t.Fatalf("shadow = %v", st.Shadow)
 	}
 
-	p, _ = b.Allow(now())
-	p.Done(now(), Failure, 0)
+	p, _ = b.AllowAt(now())
+	p.DoneAt(now(), Failure, 0)
 	if st := b.Stats(); st.Shadow != StateOpen || st.Opens != 1 {
 		t.Fatalf("metrics-only did not open its rules: %+v", st)
 	}
@@ -580,10 +580,10 @@ func TestUpdate(t *testing.T) {
 	}
 	b.ForceClosed()
 	for range 2 {
-		p, _ := b.Allow(clock.Now())
-		p.Done(clock.Now(), Failure, 0)
+		p, _ := b.AllowAt(clock.Now())
+		p.DoneAt(clock.Now(), Failure, 0)
 	}
-	if b.State(clock.Now()) != StateClosed {
+	if b.StateAt(clock.Now()) != StateClosed {
 		t.Fatal("new FailureThreshold not applied")
 	}
 	// Same window shape keeps the window; another shape starts afresh.
@@ -617,14 +617,14 @@ func TestListenerOutsideLock(t *testing.T) {
 	b = MustNew(Config{FailureThreshold: 1, OpenFor: sec, Clock: clock, OnStateChange: func(c StateChange) {
 		// Each of these takes the breaker's lock: they would deadlock if the
 		// listener were called under it.
-		seen = append(seen, b.State(clock.Now()))
+		seen = append(seen, b.StateAt(clock.Now()))
 		_ = b.Stats()
 		if c.To == StateOpen {
 			b.ForceOpen() // a change made by the listener is delivered after this one
 		}
 	}})
-	p, _ := b.Allow(clock.Now())
-	p.Done(clock.Now(), Failure, 0)
+	p, _ := b.AllowAt(clock.Now())
+	p.DoneAt(clock.Now(), Failure, 0)
 	if fmt.Sprint(seen) != "[open forced-open]" {
 		t.Fatalf("listener saw %v", seen)
 	}
@@ -682,8 +682,8 @@ func TestConcurrentOrderedListener(t *testing.T) {
 				case 1:
 					b.ForceClosed()
 				default:
-					if p, err := b.Allow(clock.Now()); err == nil {
-						p.Done(clock.Now(), Outcome(i%2), 0)
+					if p, err := b.AllowAt(clock.Now()); err == nil {
+						p.DoneAt(clock.Now(), Outcome(i%2), 0)
 					}
 				}
 			}

@@ -40,7 +40,7 @@ func Example() {
 	fmt.Println("retry after", wait)
 
 	clock.Advance(wait)
-	fmt.Println(b.State(clock.Now()))
+	fmt.Println(b.StateAt(clock.Now()))
 	_ = p.Do(ctx, func(context.Context) error { return nil })
 	// Output:
 	// agents: closed -> open
@@ -53,22 +53,22 @@ func Example() {
 
 // The state machine with time as an argument, as a simulator drives it: a
 // failure rate of 50 % over the last 4 calls opens the breaker.
-func ExampleBreaker_Allow() {
+func ExampleBreaker_AllowAt() {
 	b := breaker.MustNew(breaker.Config{FailureRateThreshold: 0.5, WindowSize: 4, MinimumCalls: 4, OpenFor: time.Minute})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, o := range []breaker.Outcome{breaker.Success, breaker.Failure, breaker.Success, breaker.Failure} {
-		p, err := b.Allow(now)
+		p, err := b.AllowAt(now)
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
 		now = now.Add(20 * time.Millisecond) // the call took 20ms
-		p.Done(now, o, 20*time.Millisecond)
-		fmt.Println("call", i, o, b.State(now))
+		p.DoneAt(now, o, 20*time.Millisecond)
+		fmt.Println("call", i, o, b.StateAt(now))
 	}
-	_, err := b.Allow(now.Add(time.Second))
+	_, err := b.AllowAt(now.Add(time.Second))
 	fmt.Println(err)
-	fmt.Println(b.State(now.Add(time.Minute)))
+	fmt.Println(b.StateAt(now.Add(time.Minute)))
 	// Output:
 	// call 0 success closed
 	// call 1 failure closed
@@ -130,9 +130,9 @@ func ExampleBreaker_Outcome() {
 		{context.Background(), &sluice.StatusError{Code: 404}},
 		{gone, context.Canceled},
 	} {
-		p, _ := b.Allow(now)
+		p, _ := b.AllowAt(now)
 		o := b.Outcome(c.ctx, c.err)
-		p.Done(now, o, 0)
+		p.DoneAt(now, o, 0)
 		fmt.Printf("%v: %v\n", c.err, o)
 	}
 	st := b.StatsAt(now)

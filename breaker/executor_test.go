@@ -80,7 +80,7 @@ func TestCloseStopsTimer(t *testing.T) {
 		if heard.Load() != 1 {
 			t.Fatalf("heard %d changes after Close, want only the opening", heard.Load())
 		}
-		if b.State(time.Now()) != StateHalfOpen || heard.Load() != 2 {
+		if b.StateAt(time.Now()) != StateHalfOpen || heard.Load() != 2 {
 			t.Fatalf("lazy change not applied on read")
 		}
 	})
@@ -115,11 +115,11 @@ func TestExecuteHungProbe(t *testing.T) {
 		if err := <-done; !errors.Is(err, errBoom) {
 			t.Fatal(err)
 		}
-		if s := b.State(time.Now()); s != StateHalfOpen {
+		if s := b.StateAt(time.Now()); s != StateHalfOpen {
 			t.Fatalf("late failure of a given-up probe changed the state to %v", s)
 		}
-		if err := p.Do(ctx, okCall); err != nil || b.State(time.Now()) != StateClosed {
-			t.Fatalf("fresh probe: %v, %v", err, b.State(time.Now()))
+		if err := p.Do(ctx, okCall); err != nil || b.StateAt(time.Now()) != StateClosed {
+			t.Fatalf("fresh probe: %v, %v", err, b.StateAt(time.Now()))
 		}
 	})
 }
@@ -331,7 +331,7 @@ func TestHotPathAllocs(t *testing.T) {
 	clock := sluicetest.NewFakeClock(t0)
 	fb := MustNew(Config{FailureThreshold: 1, Clock: clock})
 	_ = sluice.NewPipeline(fb).Do(ctx, failCall)
-	if n := testing.AllocsPerRun(1000, func() { _, _ = fb.Allow(clock.Now()) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _ = fb.AllowAt(clock.Now()) }); n != 0 {
 		t.Errorf("rejected Allow with a fake clock: %v allocs", n)
 	}
 	if ob.word.Load()&armedBit == 0 {
@@ -352,8 +352,8 @@ func TestCleanFastPath(t *testing.T) {
 	clock := sluicetest.NewFakeClock(t0)
 	b := MustNew(Config{WindowSize: 3, FailureThreshold: 10, Clock: clock})
 	call := func(o Outcome) {
-		p, _ := b.Allow(clock.Now())
-		p.Done(clock.Now(), o, 0)
+		p, _ := b.AllowAt(clock.Now())
+		p.DoneAt(clock.Now(), o, 0)
 	}
 	clean := func() bool { return b.word.Load()&cleanBit != 0 }
 	for i := range 3 {
@@ -399,8 +399,8 @@ func TestExecutePanickingPredicate(t *testing.T) {
 func TestExecuteArmsTimerAfterExplicitTrip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := MustNew(Config{FailureThreshold: 1, OpenFor: sec})
-		p, _ := b.Allow(time.Now())
-		p.Done(time.Now(), Failure, 0)
+		p, _ := b.AllowAt(time.Now())
+		p.DoneAt(time.Now(), Failure, 0)
 		if b.word.Load()&armedBit != 0 {
 			t.Fatal("an explicit time armed the timer")
 		}

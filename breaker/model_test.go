@@ -351,7 +351,7 @@ func TestBreakerMatchesModel(t *testing.T) {
 				}
 			},
 			"allow": func(t *rapid.T) {
-				p, err := b.Allow(now)
+				p, err := b.AllowAt(now)
 				mp, ok := m.allow(now)
 				if ok != (err == nil) {
 					t.Fatalf("Allow: breaker err=%v, model admits=%v (model state %v mode %v)", err, ok, m.state, m.mode)
@@ -382,7 +382,7 @@ func TestBreakerMatchesModel(t *testing.T) {
 				i := rapid.IntRange(0, len(out)-1).Draw(t, "permit")
 				o := rapid.SampledFrom([]Outcome{Success, Success, Failure, Failure, Ignored}).Draw(t, "outcome")
 				elapsed := time.Duration(rapid.SampledFrom([]int{0, 50, 100, 101, 300}).Draw(t, "elapsedMs")) * time.Millisecond
-				out[i].p.Done(now, o, elapsed)
+				out[i].p.DoneAt(now, o, elapsed)
 				m.done(now, out[i].mp, o, elapsed)
 				out = append(out[:i], out[i+1:]...)
 			},

@@ -165,15 +165,15 @@ func TestOpenRejectionCarriesTheCause(t *testing.T) {
 	}
 	// Half-open with its probe slot taken: the same cause.
 	h.clock.Set(t0.Add(10 * time.Second))
-	p, perr := h.b.Allow(h.clock.Now())
+	p, perr := h.b.AllowAt(h.clock.Now())
 	if perr != nil {
 		t.Fatal(perr)
 	}
-	_, busy := h.b.Allow(h.clock.Now())
+	_, busy := h.b.AllowAt(h.clock.Now())
 	if !errors.Is(busy, ErrOpen) || !errors.As(busy, &se) || se != cause {
 		t.Errorf("busy half-open rejection %v does not carry the cause", busy)
 	}
-	p.Done(h.clock.Now(), Success, 0)
+	p.DoneAt(h.clock.Now(), Success, 0)
 
 	// An outer breaker does not count the inner one's rejections.
 	outer := MustNew(Config{Name: "outer", FailureThreshold: 1, Clock: h.clock})

@@ -232,7 +232,7 @@ func TestAdaptiveReleaseSample(t *testing.T) {
 		pending(w)
 		// A good sample at full use raises the limit to 3 before the
 		// release, which then admits the waiter.
-		b.ReleaseSample(time.Now(), 10*time.Millisecond, false)
+		b.ReleaseSampleAt(time.Now(), 10*time.Millisecond, false)
 		synctest.Wait()
 		if err := <-w; err != nil {
 			t.Fatal(err)
@@ -240,7 +240,7 @@ func TestAdaptiveReleaseSample(t *testing.T) {
 		if st := b.Stats(); st.Limit != 3 || st.Active != 2 || st.MaxConcurrent != 10 {
 			t.Fatalf("stats = %+v", st)
 		}
-		b.ReleaseSample(time.Now(), 10*time.Millisecond, true) // 3 × 0.9
+		b.ReleaseSampleAt(time.Now(), 10*time.Millisecond, true) // 3 × 0.9
 		if st := b.Stats(); st.Limit != 2 || st.Active != 1 {
 			t.Fatalf("stats = %+v", st)
 		}
@@ -260,7 +260,7 @@ func TestAdaptiveReleaseSample(t *testing.T) {
 	// Under other isolations ReleaseSample is Release.
 	b := mustNew(t, Config{MaxConcurrent: 1})
 	mustAcquire(t, b)
-	b.ReleaseSample(t0, time.Hour, true)
+	b.ReleaseSampleAt(t0, time.Hour, true)
 	if st := b.Stats(); st.Active != 0 || st.Limit != 1 {
 		t.Fatalf("stats = %+v", st)
 	}

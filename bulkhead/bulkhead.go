@@ -351,12 +351,12 @@ func (b *Bulkhead) Acquire(ctx context.Context) error {
 // first waiter if any. Releasing a permit that was not taken panics.
 func (b *Bulkhead) Release() { b.p.release(b.p.hint()) }
 
-// ReleaseSample is Release for an Adaptive bulkhead, feeding the limit
+// ReleaseSampleAt is Release for an Adaptive bulkhead, feeding the limit
 // algorithm: the call finished at now after rtt, and dropped says whether
 // it failed in a way that signals overload. Samples are serialised; a sample
 // that would wait for another one to be recorded is skipped unless it is a
 // drop. Under other isolations it is Release.
-func (b *Bulkhead) ReleaseSample(now time.Time, rtt time.Duration, dropped bool) {
+func (b *Bulkhead) ReleaseSampleAt(now time.Time, rtt time.Duration, dropped bool) {
 	if b.adaptive {
 		b.sample(now, rtt, dropped)
 	}
@@ -411,10 +411,10 @@ func (b *Bulkhead) runAdaptive(ctx context.Context, next sluice.Next) (err error
 		b.Release()
 	case sluice.FailureTimeout, sluice.FailureUnavailable, sluice.FailureRateLimited:
 		now := b.clock.Now()
-		b.ReleaseSample(now, now.Sub(start), true)
+		b.ReleaseSampleAt(now, now.Sub(start), true)
 	default:
 		now := b.clock.Now()
-		b.ReleaseSample(now, now.Sub(start), false)
+		b.ReleaseSampleAt(now, now.Sub(start), false)
 	}
 	return err
 }

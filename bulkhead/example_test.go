@@ -137,16 +137,16 @@ func ExampleBulkhead_Update() {
 // of blocking a goroutine: Enqueue takes a permit or a place in line,
 // ReleaseAt hands freed permits to tickets in FIFO order, and ExpireAt
 // turns away those whose MaxWait has run out.
-func ExampleBulkhead_Enqueue() {
+func ExampleBulkhead_EnqueueAt() {
 	b := bulkhead.MustNew(bulkhead.Config{Name: "db", MaxConcurrent: 1, MaxQueue: 2, MaxWait: time.Second})
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
-	_, admitted, _ := b.Enqueue(at(0))
+	_, admitted, _ := b.EnqueueAt(at(0))
 	fmt.Println("first admitted:", admitted)
-	second, _, _ := b.Enqueue(at(100))
-	third, _, _ := b.Enqueue(at(200))
-	_, _, err := b.Enqueue(at(300))
+	second, _, _ := b.EnqueueAt(at(100))
+	third, _, _ := b.EnqueueAt(at(200))
+	_, _, err := b.EnqueueAt(at(300))
 	fmt.Println("fourth:", err)
 
 	granted := b.ReleaseAt(at(500)) // the first call ends

@@ -162,7 +162,7 @@ func TestStripedEnqueueTakesStashedPermit(t *testing.T) {
 		b.p.testHookJoin = nil
 		b.Release()
 	}
-	tk, admitted, err := b.Enqueue(time.Unix(0, 0))
+	tk, admitted, err := b.EnqueueAt(time.Unix(0, 0))
 	if err != nil || !admitted || tk != (Ticket{}) {
 		t.Fatalf("Enqueue = %v, %v, %v; want admitted", tk, admitted, err)
 	}

@@ -10,7 +10,7 @@ import "time"
 // is no place at all.
 type Ticket struct{ w *waiter }
 
-// Enqueue asks for a permit at now without blocking. If one is free and
+// EnqueueAt asks for a permit at now without blocking. If one is free and
 // nobody waits, the caller holds it at once (admitted true) and must
 // Release it. If the queue is full, or there is none (MaxQueue zero), err
 // is the *FullError of a QueueFull rejection, counted as such. Otherwise the
@@ -18,7 +18,7 @@ type Ticket struct{ w *waiter }
 // runs out at now + MaxWait (never, when MaxWait is zero). Stats counts a
 // queued ticket as Queued and Waited, then as admitted when ReleaseAt or
 // Granted returns it, rejected when ExpireAt does, or cancelled by Cancel.
-func (b *Bulkhead) Enqueue(now time.Time) (t Ticket, admitted bool, err error) {
+func (b *Bulkhead) EnqueueAt(now time.Time) (t Ticket, admitted bool, err error) {
 	if b.p.tryAcquire(b.p.hint()) {
 		return Ticket{}, true, nil
 	}

@@ -18,16 +18,16 @@ func TestTicketSteps(t *testing.T) {
 	b := mustNew(t, Config{Name: "db", MaxConcurrent: 2, MaxQueue: 2, MaxWait: time.Second,
 		OnReject: func(e *FullError) { rejected = append(rejected, e.Reason()) }})
 	for i := range 2 {
-		if _, ok, err := b.Enqueue(at(0)); !ok || err != nil {
+		if _, ok, err := b.EnqueueAt(at(0)); !ok || err != nil {
 			t.Fatalf("Enqueue %d with a free permit: admitted %v, err %v", i, ok, err)
 		}
 	}
-	t1, ok, err := b.Enqueue(at(100 * time.Millisecond))
+	t1, ok, err := b.EnqueueAt(at(100 * time.Millisecond))
 	if ok || err != nil || t1 == (Ticket{}) {
 		t.Fatalf("third Enqueue: %v %v %v, want a ticket", t1, ok, err)
 	}
-	t2, _, _ := b.Enqueue(at(200 * time.Millisecond))
-	if _, _, err := b.Enqueue(at(300 * time.Millisecond)); !errors.Is(err, ErrFull) {
+	t2, _, _ := b.EnqueueAt(at(200 * time.Millisecond))
+	if _, _, err := b.EnqueueAt(at(300 * time.Millisecond)); !errors.Is(err, ErrFull) {
 		t.Fatalf("fifth Enqueue: err %v, want ErrFull (queue full)", err)
 	}
 	if st := b.Stats(); st.Active != 2 || st.Queued != 2 || st.Waited != 2 || st.Rejected != 1 {
@@ -44,7 +44,7 @@ func TestTicketSteps(t *testing.T) {
 	if !slices.Equal(exp, []Ticket{t2}) || !errors.As(err, &fe) || fe.Reason() != WaitExpired {
 		t.Fatalf("ExpireAt = %v, %v; want the second ticket, wait expired", exp, err)
 	}
-	t3, _, _ := b.Enqueue(at(1300 * time.Millisecond))
+	t3, _, _ := b.EnqueueAt(at(1300 * time.Millisecond))
 	if !b.Cancel(t3) || b.Cancel(t3) || b.Cancel(t2) || b.Cancel(t1) || b.Cancel(Ticket{}) {
 		t.Error("Cancel: want true once for a queued ticket, false for one cancelled, expired, granted or zero")
 	}
@@ -62,9 +62,9 @@ func TestTicketSteps(t *testing.T) {
 func TestReleaseAtPassesOverExpired(t *testing.T) {
 	for _, expireFirst := range []bool{false, true} {
 		b := mustNew(t, Config{MaxConcurrent: 1, MaxQueue: 5, MaxWait: time.Second})
-		b.Enqueue(at(0))
-		t1, _, _ := b.Enqueue(at(0))                      // runs out at 1s
-		t2, _, _ := b.Enqueue(at(500 * time.Millisecond)) // at 1.5s
+		b.EnqueueAt(at(0))
+		t1, _, _ := b.EnqueueAt(at(0))                      // runs out at 1s
+		t2, _, _ := b.EnqueueAt(at(500 * time.Millisecond)) // at 1.5s
 		now := at(time.Second)
 		var exp []Ticket
 		if expireFirst {
@@ -85,9 +85,9 @@ func TestTicketsQueueWithBlockedCallers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := mustNew(t, Config{MaxConcurrent: 1, MaxQueue: 3})
 		mustAcquire(t, b)
-		t1, _, _ := b.Enqueue(time.Now())
+		t1, _, _ := b.EnqueueAt(time.Now())
 		ch := acquireAsync(context.Background(), b)
-		t2, _, _ := b.Enqueue(time.Now())
+		t2, _, _ := b.EnqueueAt(time.Now())
 		if g := b.ReleaseAt(time.Now()); !slices.Equal(g, []Ticket{t1}) {
 			t.Fatalf("first release granted %v, want the first ticket", g)
 		}
@@ -112,9 +112,9 @@ func TestTicketsQueueWithBlockedCallers(t *testing.T) {
 // gives the permit back.
 func TestCancelGrantedTicket(t *testing.T) {
 	b := mustNew(t, Config{MaxConcurrent: 1, MaxQueue: 2})
-	b.Enqueue(at(0))
-	t1, _, _ := b.Enqueue(at(0))
-	t2, _, _ := b.Enqueue(at(0))
+	b.EnqueueAt(at(0))
+	t1, _, _ := b.EnqueueAt(at(0))
+	t2, _, _ := b.EnqueueAt(at(0))
 	if err := b.Update(Config{MaxConcurrent: 2, MaxQueue: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestPropertyTicketsAgainstModel(t *testing.T) {
 					id := n
 					n++
 					join(id, true)
-					tk, ok, err := b.Enqueue(t0.Add(now))
+					tk, ok, err := b.EnqueueAt(t0.Add(now))
 					switch {
 					case err != nil:
 						observed[id] = "rejected"

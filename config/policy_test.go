@@ -33,8 +33,8 @@ routes:
 	for _, tc := range []struct {
 		hint, lo, hi time.Duration
 	}{{time.Second, time.Second, 1100 * time.Millisecond}, {time.Minute, 2 * time.Second, 2200 * time.Millisecond}} {
-		c := r.Begin(time.Unix(0, 0), nil)
-		wait, final := c.Failed(t.Context(), time.Unix(0, 0), &sluice.StatusError{Code: 503, RetryAfterHint: tc.hint})
+		c := r.BeginAt(time.Unix(0, 0), nil)
+		wait, final := c.FailedAt(t.Context(), time.Unix(0, 0), &sluice.StatusError{Code: 503, RetryAfterHint: tc.hint})
 		if final != nil || wait < tc.lo || wait > tc.hi {
 			t.Errorf("Retry-After %v: waited %v (final %v), want within [%v, %v]", tc.hint, wait, final, tc.lo, tc.hi)
 		}

@@ -713,7 +713,7 @@ func (s *Bolt) Put(ctx context.Context, m Message) (ID, error) {
 		return ID{}, err
 	}
 	now := s.clock.Now()
-	FillForPut(&m, s.ids.New(now), now)
+	FillForPut(&m, s.ids.NewAt(now), now)
 	size := encodedSize(&m)
 	if size > s.opt.MaxMessageBytes {
 		return ID{}, fmt.Errorf("%w: %d bytes for queue %q, over Options.MaxMessageBytes (%d)", ErrTooLarge, size, m.Queue, s.opt.MaxMessageBytes)
@@ -911,8 +911,8 @@ func (s *Bolt) modify(ctx context.Context, id ID, change func(m *Message) bool) 
 	})
 }
 
-// Claim takes due ready messages of a queue under a lease; see Store.Claim.
-func (s *Bolt) Claim(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]Message, error) {
+// ClaimAt takes due ready messages of a queue under a lease; see Store.ClaimAt.
+func (s *Bolt) ClaimAt(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]Message, error) {
 	if limit <= 0 || len(queue) > MaxQueueName {
 		return nil, nil
 	}

@@ -319,7 +319,7 @@ func exercise(s *dlq.Bolt) (int, error) {
 	errs = append(errs, err)
 	_, err = s.Put(ctx, dlq.Message{Queue: "q0", Payload: []byte("after damage")})
 	errs = append(errs, err)
-	_, err = s.Claim(ctx, "q1", time.Now(), time.Minute, 100)
+	_, err = s.ClaimAt(ctx, "q1", time.Now(), time.Minute, 100)
 	errs = append(errs, err)
 	return n, errors.Join(errs...)
 }

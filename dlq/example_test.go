@@ -48,7 +48,7 @@ func ExampleOpenBolt() {
 	}
 	stats, _ := s.Stats(ctx)
 	for _, q := range stats {
-		fmt.Printf("queue %s: depth %d, oldest %v\n", q.Queue, q.Depth(), q.OldestAge(clock.Now()))
+		fmt.Printf("queue %s: depth %d, oldest %v\n", q.Queue, q.Depth(), q.OldestAgeAt(clock.Now()))
 	}
 
 	_, err = s.Put(ctx, dlq.Message{Queue: "agents", Payload: make([]byte, 2<<20)})

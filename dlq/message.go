@@ -50,9 +50,9 @@ func (id *ID) UnmarshalText(b []byte) error {
 // and safe for concurrent use; each store keeps its own.
 type IDGenerator struct{ g ids.Generator }
 
-// New returns an ID stamped with now that sorts after every ID this
+// NewAt returns an ID stamped with now that sorts after every ID this
 // generator made before.
-func (g *IDGenerator) New(now time.Time) ID { return ID(g.g.New(now)) }
+func (g *IDGenerator) NewAt(now time.Time) ID { return ID(g.g.New(now)) }
 
 // State is where a message is in its life: ready (waiting for replay) or
 // parked (set aside for an operator after too many failed replays).
@@ -206,9 +206,9 @@ func (q QueueStats) Oldest() time.Time {
 	return q.OldestParked
 }
 
-// OldestAge returns how long the oldest message has waited at now, or 0 if
+// OldestAgeAt returns how long the oldest message has waited at now, or 0 if
 // the queue is empty.
-func (q QueueStats) OldestAge(now time.Time) time.Duration {
+func (q QueueStats) OldestAgeAt(now time.Time) time.Duration {
 	o := q.Oldest()
 	if o.IsZero() {
 		return 0

@@ -393,7 +393,7 @@ take:
 	if n == 0 {
 		return false, nil
 	}
-	ms, err := r.store.Claim(ctx, r.queue, r.clock.Now(), r.cfg.Lease, n)
+	ms, err := r.store.ClaimAt(ctx, r.queue, r.clock.Now(), r.cfg.Lease, n)
 	if err != nil {
 		for range n {
 			r.releaseToken()

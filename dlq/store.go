@@ -40,12 +40,12 @@ type Store interface {
 	// its state: it unparks a message, or hands back a claim early.
 	Reschedule(ctx context.Context, id ID, at time.Time) error
 
-	// Claim takes up to limit ready messages of queue that are due at now
+	// ClaimAt takes up to limit ready messages of queue that are due at now
 	// (NextReplay <= now), earliest due first (then by ID), and moves their
-	// NextReplay to now+lease so that no other Claim returns them until the
+	// NextReplay to now+lease so that no other ClaimAt returns them until the
 	// lease ends: the lease is how a message whose replayer died comes back.
 	// It returns the messages as updated.
-	Claim(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]Message, error)
+	ClaimAt(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]Message, error)
 
 	// Fail records a failed replay: Attempts and Replays grow by one,
 	// LastFailure, LastError and NextReplay come from f, and the state

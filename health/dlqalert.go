@@ -22,11 +22,11 @@ type DLQThresholds struct {
 	MaxParked int64
 }
 
-// Check returns the warnings that q raises at now, in the order
+// CheckAt returns the warnings that q raises at now, in the order
 // AlertDLQAge, AlertDLQDepth, AlertDLQParked, each with the queue as its
 // Subject; nil if none. Value and Threshold are in seconds for the age and
 // in messages otherwise. Since is left for the Monitor to fill.
-func (t DLQThresholds) Check(now time.Time, q dlq.QueueStats) []Alert {
+func (t DLQThresholds) CheckAt(now time.Time, q dlq.QueueStats) []Alert {
 	var out []Alert
 	warn := func(typ string, value, limit float64, format string, args ...any) {
 		out = append(out, Alert{
@@ -34,7 +34,7 @@ func (t DLQThresholds) Check(now time.Time, q dlq.QueueStats) []Alert {
 			Message: fmt.Sprintf(format, args...), Value: value, Threshold: limit,
 		})
 	}
-	if age := q.OldestAge(now); t.MaxAge > 0 && age > t.MaxAge {
+	if age := q.OldestAgeAt(now); t.MaxAge > 0 && age > t.MaxAge {
 		warn(AlertDLQAge, age.Seconds(), t.MaxAge.Seconds(),
 			"dead-letter queue %q: oldest message has waited %v, more than %v", q.Queue, age, t.MaxAge)
 	}
@@ -49,11 +49,11 @@ func (t DLQThresholds) Check(now time.Time, q dlq.QueueStats) []Alert {
 	return out
 }
 
-// CheckAll runs Check on every queue, in order.
-func (t DLQThresholds) CheckAll(now time.Time, qs []dlq.QueueStats) []Alert {
+// CheckAllAt runs Check on every queue, in order.
+func (t DLQThresholds) CheckAllAt(now time.Time, qs []dlq.QueueStats) []Alert {
 	var out []Alert
 	for _, q := range qs {
-		out = append(out, t.Check(now, q)...)
+		out = append(out, t.CheckAt(now, q)...)
 	}
 	return out
 }

@@ -26,7 +26,7 @@ func TestDLQThresholdsCheck(t *testing.T) {
 		}},
 	} {
 		var got []string
-		for _, a := range tc.th.CheckAll(now, []dlq.QueueStats{q, {Queue: "empty"}}) {
+		for _, a := range tc.th.CheckAllAt(now, []dlq.QueueStats{q, {Queue: "empty"}}) {
 			got = append(got, fmt.Sprintf("%v %v/%v %s", strings.TrimPrefix(a.Type, "dlq_"), a.Value, a.Threshold, a.Message))
 		}
 		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
@@ -39,7 +39,7 @@ func TestDLQThresholdsCheck(t *testing.T) {
 func TestDLQThresholdsAlertShape(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	q := dlq.QueueStats{Queue: "agents", Ready: 5, Parked: 5, OldestParked: now.Add(-time.Minute)}
-	got := health.DLQThresholds{MaxAge: time.Second, MaxDepth: 1, MaxParked: 1}.Check(now, q)
+	got := health.DLQThresholds{MaxAge: time.Second, MaxDepth: 1, MaxParked: 1}.CheckAt(now, q)
 	if len(got) != 3 {
 		t.Fatalf("alerts %+v, want age, depth and parked", got)
 	}
@@ -51,11 +51,11 @@ func TestDLQThresholdsAlertShape(t *testing.T) {
 }
 
 // The health monitor turns queue stats into alerts.
-func ExampleDLQThresholds_Check() {
+func ExampleDLQThresholds_CheckAt() {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	q := dlq.QueueStats{Queue: "agents", Ready: 1200, Parked: 3, OldestReady: now.Add(-45 * time.Minute)}
 	th := health.DLQThresholds{MaxAge: 30 * time.Minute, MaxDepth: 1000}
-	for _, a := range th.Check(now, q) {
+	for _, a := range th.CheckAt(now, q) {
 		fmt.Println(a.Type, a.Severity, "-", a.Message)
 	}
 	// Output:

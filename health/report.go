@@ -358,7 +358,7 @@ func build(now time.Time, window time.Duration, snap registry.Snapshot, w window
 	for _, q := range queues {
 		r.DLQ = append(r.DLQ, QueueReport{
 			Queue: q.Queue, Ready: q.Ready, Parked: q.Parked, Depth: q.Depth(), Bytes: q.Bytes,
-			OldestAgeSeconds: q.OldestAge(now).Seconds(),
+			OldestAgeSeconds: q.OldestAgeAt(now).Seconds(),
 		})
 	}
 
@@ -428,7 +428,7 @@ func (t Thresholds) check(now time.Time, r *Report, snap registry.Snapshot, queu
 			})
 		}
 	}
-	out = append(out, t.DLQ.CheckAll(now, queues)...)
+	out = append(out, t.DLQ.CheckAllAt(now, queues)...)
 	for _, e := range r.DLQErrors {
 		subject, _, _ := strings.Cut(e, ":")
 		out = append(out, Alert{

@@ -408,7 +408,7 @@ func (c *Collector) storeQueues(ctx context.Context, rep *health.Report, queue f
 			continue
 		}
 		for _, q := range qs {
-			queue(q.Queue, q.Ready, q.Parked, q.Bytes, q.OldestAge(now).Seconds())
+			queue(q.Queue, q.Ready, q.Parked, q.Bytes, q.OldestAgeAt(now).Seconds())
 		}
 	}
 }

@@ -219,7 +219,7 @@ func (s *Server) replayGate(queue string) bool {
 		if up.breaker == nil {
 			return true
 		}
-		switch up.breaker.State(now) {
+		switch up.breaker.StateAt(now) {
 		case breaker.StateOpen, breaker.StateForcedOpen:
 		default:
 			return true

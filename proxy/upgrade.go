@@ -47,7 +47,7 @@ func (rt *route) upgradeTo(w http.ResponseWriter, r *http.Request) error {
 	for _, up := range rt.upstreams {
 		var permit breaker.Permit
 		if up.breaker != nil {
-			p, err := up.breaker.Allow(rt.s.clock.Now())
+			p, err := up.breaker.AllowAt(rt.s.clock.Now())
 			if err != nil {
 				refusals = append(refusals, err)
 				continue
@@ -66,7 +66,7 @@ func (rt *route) proxyUpgrade(w http.ResponseWriter, r *http.Request, up *upstre
 	report := func(o breaker.Outcome) {
 		if !reported {
 			reported = true
-			permit.Done(s.clock.Now(), o, 0)
+			permit.DoneAt(s.clock.Now(), o, 0)
 		}
 	}
 	defer report(breaker.Ignored) // the client left before any answer

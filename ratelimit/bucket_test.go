@@ -184,20 +184,20 @@ func TestSmoothAndBurstyDifferForWaitersAtBurstOne(t *testing.T) {
 	bursty, _ := newAt(t, ratelimit.Config{Rate: 10, Burst: 1})
 	smooth, _ := newAt(t, ratelimit.Config{Rate: 10, Burst: 1, Smooth: true})
 	for _, l := range []*ratelimit.TokenBucket{bursty, smooth} {
-		if r := l.Reserve(t0, 1); !r.OK() || r.Delay() != 0 {
+		if r := l.ReserveAt(t0, 1); !r.OK() || r.Delay() != 0 {
 			t.Fatalf("%+v: first reservation %v, %v; want at once", l.Config(), r.OK(), r.Delay())
 		}
 	}
-	if r := bursty.Reserve(t0, 1); !r.OK() || r.Delay() != 100*time.Millisecond {
+	if r := bursty.ReserveAt(t0, 1); !r.OK() || r.Delay() != 100*time.Millisecond {
 		t.Errorf("bursty, Burst 1: second caller %v after %v, want admitted after 100ms", r.OK(), r.Delay())
 	}
-	if r := smooth.Reserve(t0, 1); r.OK() {
+	if r := smooth.ReserveAt(t0, 1); r.OK() {
 		t.Errorf("smooth, Burst 1: second caller admitted after %v, want refused (no queue)", r.Delay())
 	}
 	// Burst 2 gives the smooth limiter a queue of one.
 	smooth2, _ := newAt(t, ratelimit.Config{Rate: 10, Burst: 2, Smooth: true})
-	smooth2.Reserve(t0, 1)
-	if r := smooth2.Reserve(t0, 1); !r.OK() || r.Delay() != 100*time.Millisecond {
+	smooth2.ReserveAt(t0, 1)
+	if r := smooth2.ReserveAt(t0, 1); !r.OK() || r.Delay() != 100*time.Millisecond {
 		t.Errorf("smooth, Burst 2: second caller %v after %v, want admitted after 100ms", r.OK(), r.Delay())
 	}
 }
@@ -252,18 +252,18 @@ func TestReserveBursty(t *testing.T) {
 	ms := time.Millisecond
 	var rs []ratelimit.Reservation
 	for i, want := range []time.Duration{0, 0, 100 * ms, 200 * ms, 300 * ms} {
-		r := l.Reserve(t0, 1)
+		r := l.ReserveAt(t0, 1)
 		if !r.OK() || r.Delay() != want {
 			t.Fatalf("reservation %d: OK %v Delay %v, want OK with %v", i, r.OK(), r.Delay(), want)
 		}
 		rs = append(rs, r)
 	}
-	if r := l.Reserve(t0, 3); r.OK() || r.Delay() != time.Duration(math.MaxInt64) {
+	if r := l.ReserveAt(t0, 3); r.OK() || r.Delay() != time.Duration(math.MaxInt64) {
 		t.Errorf("Reserve(3) with Burst 2: OK %v Delay %v, want never", r.OK(), r.Delay())
 	}
 	// The last reservation is undone exactly.
 	rs[4].CancelAt(t0)
-	if r := l.Reserve(t0, 1); r.Delay() != 300*ms {
+	if r := l.ReserveAt(t0, 1); r.Delay() != 300*ms {
 		t.Errorf("after cancelling the last, Delay = %v, want 300ms", r.Delay())
 	} else {
 		rs[4] = r
@@ -272,12 +272,12 @@ func TestReserveBursty(t *testing.T) {
 	// one interval sooner.
 	rs[2].CancelAt(t0.Add(10 * ms))
 	rs[2].CancelAt(t0.Add(10 * ms)) // a second Cancel does nothing
-	if r := l.Reserve(t0.Add(10*ms), 1); r.Delay() != 290*ms {
+	if r := l.ReserveAt(t0.Add(10*ms), 1); r.Delay() != 290*ms {
 		t.Errorf("after cancelling a middle one, Delay = %v, want 290ms", r.Delay())
 	}
 	// A reservation whose time has come is not returned.
 	rs[3].CancelAt(t0.Add(200 * ms))
-	if r := l.Reserve(t0.Add(200*ms), 1); r.Delay() != 200*ms {
+	if r := l.ReserveAt(t0.Add(200*ms), 1); r.Delay() != 200*ms {
 		t.Errorf("after a late Cancel, Delay = %v, want 200ms", r.Delay())
 	}
 	if s := l.Stats(); s.Allowed != 0 || s.Rejected != 0 {
@@ -290,7 +290,7 @@ func TestReserveSmoothQueue(t *testing.T) {
 	ms := time.Millisecond
 	var rs []ratelimit.Reservation
 	for i, want := range []time.Duration{0, 100 * ms, 200 * ms} {
-		r := l.Reserve(t0, 1)
+		r := l.ReserveAt(t0, 1)
 		if !r.OK() || r.Delay() != want {
 			t.Fatalf("reservation %d: OK %v Delay %v, want OK with %v", i, r.OK(), r.Delay(), want)
 		}
@@ -298,17 +298,17 @@ func TestReserveSmoothQueue(t *testing.T) {
 	}
 	// The queue holds Burst slots: a fourth is refused, and told when a
 	// call could run at once.
-	if r := l.Reserve(t0, 1); r.OK() || r.Delay() != 300*ms {
+	if r := l.ReserveAt(t0, 1); r.OK() || r.Delay() != 300*ms {
 		t.Errorf("fourth reservation: OK %v Delay %v, want refused, 300ms", r.OK(), r.Delay())
 	}
 	// A middle slot is not given back: the caller behind it keeps its
 	// spacing.
 	rs[1].CancelAt(t0)
-	if r := l.Reserve(t0, 1); r.OK() {
+	if r := l.ReserveAt(t0, 1); r.OK() {
 		t.Error("cancelling a middle slot freed a place in the queue")
 	}
 	rs[2].CancelAt(t0)
-	if r := l.Reserve(t0, 1); !r.OK() || r.Delay() != 200*ms {
+	if r := l.ReserveAt(t0, 1); !r.OK() || r.Delay() != 200*ms {
 		t.Errorf("after cancelling the last slot: OK %v Delay %v, want 200ms", r.OK(), r.Delay())
 	}
 }
@@ -356,8 +356,8 @@ func TestUpdateKeepsState(t *testing.T) {
 func TestUpdateCarriesDebt(t *testing.T) {
 	l, _ := newAt(t, ratelimit.Config{Rate: 10, Burst: 1}) // 100ms interval
 	ms := time.Millisecond
-	l.Reserve(t0, 1)
-	if r := l.Reserve(t0, 1); r.Delay() != 100*ms {
+	l.ReserveAt(t0, 1)
+	if r := l.ReserveAt(t0, 1); r.Delay() != 100*ms {
 		t.Fatalf("Delay = %v", r.Delay())
 	}
 	// One token owed; at 20 per second it is owed for 50ms.
@@ -367,7 +367,7 @@ func TestUpdateCarriesDebt(t *testing.T) {
 	if got := l.Stats().Tokens; got != -1 {
 		t.Errorf("tokens = %v, want -1", got)
 	}
-	if r := l.Reserve(t0, 1); r.Delay() != 100*ms {
+	if r := l.ReserveAt(t0, 1); r.Delay() != 100*ms {
 		t.Errorf("Delay after Update = %v, want 100ms", r.Delay())
 	}
 }
@@ -444,7 +444,7 @@ func TestNoAllocations(t *testing.T) {
 		{"Do", func() { _ = pipelineOf(ok).Do(ctx, fn) }},
 		{"Do with MaxWait", func() { _ = pipelineOf(okWait).Do(ctx, fn) }},
 		{"Do refused", func() { _ = pipelineOf(full).Do(ctx, fn) }},
-		{"Reserve", func() { ok.Reserve(time.Now(), 1) }},
+		{"Reserve", func() { ok.ReserveAt(time.Now(), 1) }},
 	} {
 		if n := testing.AllocsPerRun(200, tc.f); n != 0 {
 			t.Errorf("%s: %v allocations, want 0", tc.name, n)

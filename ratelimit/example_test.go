@@ -74,15 +74,15 @@ func ExampleTokenBucket_Execute() {
 
 // Reserve takes tokens for later and says how long to wait; Cancel gives
 // them back if the caller changes its mind.
-func ExampleTokenBucket_Reserve() {
+func ExampleTokenBucket_ReserveAt() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := ratelimit.MustNew(ratelimit.Config{Rate: 4, Burst: 1, Clock: sluicetest.NewFakeClock(now)})
-	a := l.Reserve(now, 1)
-	b := l.Reserve(now, 1)
-	c := l.Reserve(now, 1)
+	a := l.ReserveAt(now, 1)
+	b := l.ReserveAt(now, 1)
+	c := l.ReserveAt(now, 1)
 	fmt.Println(a.Delay(), b.Delay(), c.Delay())
 	c.CancelAt(now)
-	fmt.Println(l.Reserve(now, 1).Delay())
+	fmt.Println(l.ReserveAt(now, 1).Delay())
 	// Output:
 	// 0s 250ms 500ms
 	// 500ms

@@ -80,7 +80,7 @@ func TestBurstyMatchesFloatModel(t *testing.T) {
 					t.Fatalf("step %d: AllowAt(%d, %d) = %v, model %v (tokens %v)", i, now, n, got, want, m.tokens)
 				}
 			case op == 1:
-				r := l.Reserve(at, n)
+				r := l.ReserveAt(at, n)
 				ok, wait := m.reserve(now, float64(n))
 				if r.OK() != ok || (ok && r.Delay() != time.Duration(wait)) {
 					t.Fatalf("step %d: Reserve(%d, %d) = %v %v, model %v %v", i, now, n, r.OK(), r.Delay(), ok, wait)
@@ -143,7 +143,7 @@ func TestSmoothMatchesSlotModel(t *testing.T) {
 			n := rapid.IntRange(1, burst+1).Draw(t, "n")
 			at := t0.Add(time.Duration(now))
 			if rapid.Bool().Draw(t, "reserve") {
-				r := l.Reserve(at, n)
+				r := l.ReserveAt(at, n)
 				ok, wait := q.reserve(now, int64(n))
 				if r.OK() != ok || (ok && r.Delay() != time.Duration(wait)) {
 					t.Fatalf("step %d: Reserve(%d, %d) = %v %v, model %v %v", i, now, n, r.OK(), r.Delay(), ok, wait)

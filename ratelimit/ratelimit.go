@@ -411,12 +411,12 @@ func (l *TokenBucket) label() string {
 	return fmt.Sprintf("%q: ", l.name)
 }
 
-// Reserve takes n tokens at now for a call that will wait for them, however
+// ReserveAt takes n tokens at now for a call that will wait for them, however
 // long that is, and returns the Reservation that says how long (Delay) and
 // can give the tokens back (Cancel). It is not OK when n exceeds Burst, or
-// when a smooth limiter's queue is full. Reserve is the building block of
+// when a smooth limiter's queue is full. ReserveAt is the building block of
 // Wait; its outcomes are not counted in Stats.
-func (l *TokenBucket) Reserve(now time.Time, n int) Reservation {
+func (l *TokenBucket) ReserveAt(now time.Time, n int) Reservation {
 	if n <= 0 {
 		return Reservation{ok: true}
 	}

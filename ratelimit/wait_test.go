@@ -168,7 +168,7 @@ func TestExecuteWaits(t *testing.T) {
 		} {
 			l := ratelimit.MustNew(ratelimit.Config{Rate: 10, Burst: 2, MaxWait: tc.maxWait})
 			l.AllowAt(time.Now(), 2)
-			l.Reserve(time.Now(), 1) // the next token is at 200ms
+			l.ReserveAt(time.Now(), 1) // the next token is at 200ms
 			ctx := context.Background()
 			if tc.timeout > 0 {
 				var cancel context.CancelFunc

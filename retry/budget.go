@@ -45,25 +45,25 @@ func (v Verdict) String() string {
 // must be safe for concurrent use and cheap in Attempt, which every call
 // reaches.
 type Budget interface {
-	// Attempt records the end of one attempt: first is true for a call's
+	// AttemptAt records the end of one attempt: first is true for a call's
 	// first attempt. now is the current time, or the zero Time on the hot
 	// path, where the executor reads no clock: the budget then files the
 	// attempt with the latest time it has seen.
-	Attempt(now time.Time, first bool, v Verdict)
-	// AllowRetry reports whether a retry may start at now, and counts it if
+	AttemptAt(now time.Time, first bool, v Verdict)
+	// AllowRetryAt reports whether a retry may start at now, and counts it if
 	// so. When it may not, wait estimates how long until one may.
-	AllowRetry(now time.Time) (ok bool, wait time.Duration)
+	AllowRetryAt(now time.Time) (ok bool, wait time.Duration)
 }
 
 // NoBudget is a Budget that allows every retry: Config{Budget: NoBudget{}}
 // turns budgeting off.
 type NoBudget struct{}
 
-// Attempt does nothing.
-func (NoBudget) Attempt(time.Time, bool, Verdict) {}
+// AttemptAt does nothing.
+func (NoBudget) AttemptAt(time.Time, bool, Verdict) {}
 
-// AllowRetry always allows.
-func (NoBudget) AllowRetry(time.Time) (bool, time.Duration) { return true, 0 }
+// AllowRetryAt always allows.
+func (NoBudget) AllowRetryAt(time.Time) (bool, time.Duration) { return true, 0 }
 
 // Budget defaults.
 const (
@@ -186,9 +186,9 @@ func NewBudget(cfg BudgetConfig) (*RatioBudget, error) {
 	return b, nil
 }
 
-// Attempt counts first attempts; other attempts are not counted here (a
+// AttemptAt counts first attempts; other attempts are not counted here (a
 // retry was counted when AllowRetry granted it).
-func (b *RatioBudget) Attempt(now time.Time, first bool, _ Verdict) {
+func (b *RatioBudget) AttemptAt(now time.Time, first bool, _ Verdict) {
 	if !first {
 		return
 	}
@@ -210,11 +210,11 @@ func (b *RatioBudget) tick(now time.Time) {
 	b.mu.Unlock()
 }
 
-// AllowRetry grants a retry when the deposits of the window's first
+// AllowRetryAt grants a retry when the deposits of the window's first
 // attempts hold one whole retry not yet spent, or else the reserve holds
 // one at now, and spends it. A refusal's wait is the time until the reserve
 // holds a retry again or, with no reserve, until the current bucket ends.
-func (b *RatioBudget) AllowRetry(now time.Time) (bool, time.Duration) {
+func (b *RatioBudget) AllowRetryAt(now time.Time) (bool, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advanceLocked(b.epoch(now))
@@ -243,9 +243,9 @@ func (b *RatioBudget) AllowRetry(now time.Time) (bool, time.Duration) {
 	return false, wait
 }
 
-// Counts returns the first attempts and the retries counted in the window as
+// CountsAt returns the first attempts and the retries counted in the window as
 // of now.
-func (b *RatioBudget) Counts(now time.Time) (firstAttempts, retries int64) {
+func (b *RatioBudget) CountsAt(now time.Time) (firstAttempts, retries int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advanceLocked(b.epoch(now))
@@ -388,9 +388,9 @@ func NewTokenBudget(cfg TokenBudgetConfig) (*TokenBudget, error) {
 	return t, nil
 }
 
-// Attempt takes a token for a retryable failure and returns TokenRatio of
+// AttemptAt takes a token for a retryable failure and returns TokenRatio of
 // one for a success.
-func (t *TokenBudget) Attempt(_ time.Time, _ bool, v Verdict) {
+func (t *TokenBudget) AttemptAt(_ time.Time, _ bool, v Verdict) {
 	switch v {
 	case Succeeded:
 		for {
@@ -415,10 +415,10 @@ func (t *TokenBudget) Attempt(_ time.Time, _ bool, v Verdict) {
 	}
 }
 
-// AllowRetry allows a retry while more than half the bucket is full. It
+// AllowRetryAt allows a retry while more than half the bucket is full. It
 // cannot say when that will be (only successes refill it), so a refusal's
 // wait is zero.
-func (t *TokenBudget) AllowRetry(time.Time) (bool, time.Duration) {
+func (t *TokenBudget) AllowRetryAt(time.Time) (bool, time.Duration) {
 	return t.tokens.Load()*2 > t.max, 0
 }
 

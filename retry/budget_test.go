@@ -52,12 +52,12 @@ func TestRatioBudgetSteps(t *testing.T) {
 	for i, s := range steps {
 		now := t0.Add(s.at)
 		for range s.first {
-			b.Attempt(now, true, Retryable)
+			b.AttemptAt(now, true, Retryable)
 		}
 		granted := 0
 		var lastWait time.Duration
 		for range s.ask {
-			ok, wait := b.AllowRetry(now)
+			ok, wait := b.AllowRetryAt(now)
 			if ok {
 				granted++
 			} else {
@@ -77,7 +77,7 @@ func TestRatioBudgetReserve(t *testing.T) {
 	b := mustBudget(t, BudgetConfig{}) // 10/s over 10 s: 100 retries with no traffic
 	granted := 0
 	for range 150 {
-		if ok, _ := b.AllowRetry(t0); ok {
+		if ok, _ := b.AllowRetryAt(t0); ok {
 			granted++
 		}
 	}
@@ -89,14 +89,14 @@ func TestRatioBudgetReserve(t *testing.T) {
 func TestRatioBudgetExactUnderConcurrency(t *testing.T) {
 	b := mustBudget(t, BudgetConfig{Ratio: 0.1, MinRetriesPerSecond: -1})
 	for range 1000 {
-		b.Attempt(t0, true, Succeeded)
+		b.AttemptAt(t0, true, Succeeded)
 	}
 	var granted atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for range 100 {
-				if ok, _ := b.AllowRetry(t0); ok {
+				if ok, _ := b.AllowRetryAt(t0); ok {
 					granted.Add(1)
 				}
 			}
@@ -230,11 +230,11 @@ func TestPropertyRatioBudgetMatchesModel(t *testing.T) {
 			switch rapid.IntRange(0, 4).Draw(t, "op") {
 			case 0: // first attempts, with the time
 				for range rapid.IntRange(1, 12).Draw(t, "firsts") {
-					b.Attempt(now, true, Retryable)
+					b.AttemptAt(now, true, Retryable)
 					m.first[m.at(now)]++
 				}
 			case 1: // a first attempt on the hot path, without the time
-				b.Attempt(time.Time{}, true, Succeeded)
+				b.AttemptAt(time.Time{}, true, Succeeded)
 				if m.seen {
 					m.first[m.cur]++
 				} else {
@@ -242,7 +242,7 @@ func TestPropertyRatioBudgetMatchesModel(t *testing.T) {
 				}
 			case 2: // retry decisions
 				for range rapid.IntRange(1, 3).Draw(t, "asks") {
-					got, _ := b.AllowRetry(now)
+					got, _ := b.AllowRetryAt(now)
 					e := m.at(now)
 					req, ret := m.counts(e)
 					if want := m.allow(now, e); got != want {
@@ -252,7 +252,7 @@ func TestPropertyRatioBudgetMatchesModel(t *testing.T) {
 			case 3: // time passes, mostly forward
 				now = now.Add(time.Duration(rapid.Int64Range(-int64(time.Second), int64(4*time.Second)).Draw(t, "dt")))
 			case 4:
-				gotReq, gotRet := b.Counts(now)
+				gotReq, gotRet := b.CountsAt(now)
 				req, ret := m.counts(m.at(now))
 				if gotReq != req || gotRet != ret {
 					t.Fatalf("step %d: Counts = %d, %d; model %d, %d", i, gotReq, gotRet, req, ret)
@@ -271,10 +271,10 @@ func TestRatioBudgetSpendsEvenly(t *testing.T) {
 	for ms := range 40_000 {
 		now := t0.Add(time.Duration(ms) * time.Millisecond)
 		if ms%10 == 0 { // 100 first attempts per second, every one failing
-			b.Attempt(now, true, Retryable)
+			b.AttemptAt(now, true, Retryable)
 		}
 		for {
-			if ok, _ := b.AllowRetry(now); !ok {
+			if ok, _ := b.AllowRetryAt(now); !ok {
 				break
 			}
 			perSecond[ms/1000]++
@@ -317,14 +317,14 @@ func simulate(b Budget, p float64, rate int, d time.Duration, seed uint64) envel
 		now := t0.Add(time.Duration(i) * interval)
 		attempts := 1
 		failed := rnd.Float64() < p
-		b.Attempt(now, true, verdict(failed))
+		b.AttemptAt(now, true, verdict(failed))
 		for failed && attempts < 3 {
-			if ok, _ := b.AllowRetry(now); !ok {
+			if ok, _ := b.AllowRetryAt(now); !ok {
 				break
 			}
 			attempts++
 			failed = rnd.Float64() < p
-			b.Attempt(now, false, verdict(failed))
+			b.AttemptAt(now, false, verdict(failed))
 		}
 		if now.Sub(t0) >= DefaultBudgetWindow {
 			env.requests++
@@ -398,22 +398,22 @@ func TestTokenBudgetSteps(t *testing.T) {
 		t.Fatalf("starts with %v tokens, want 10", tb.Tokens())
 	}
 	for i := range 5 {
-		tb.Attempt(t0, true, Retryable)
-		ok, _ := tb.AllowRetry(t0)
+		tb.AttemptAt(t0, true, Retryable)
+		ok, _ := tb.AllowRetryAt(t0)
 		if want := i < 4; ok != want { // 9, 8, 7, 6 tokens > 5; 5 is not
 			t.Errorf("step %d: %v tokens, AllowRetry = %v, want %v", i, tb.Tokens(), ok, want)
 		}
 	}
-	tb.Attempt(t0, true, NotRetryable) // neither takes nor gives
-	tb.Attempt(t0, true, Succeeded)
+	tb.AttemptAt(t0, true, NotRetryable) // neither takes nor gives
+	tb.AttemptAt(t0, true, Succeeded)
 	if tb.Tokens() != 5.1 {
 		t.Errorf("%v tokens, want 5.1", tb.Tokens())
 	}
-	if ok, _ := tb.AllowRetry(t0); !ok {
+	if ok, _ := tb.AllowRetryAt(t0); !ok {
 		t.Error("5.1 tokens of 10 refuse a retry")
 	}
 	for range 100 {
-		tb.Attempt(t0, true, Succeeded)
+		tb.AttemptAt(t0, true, Succeeded)
 	}
 	if tb.Tokens() != 10 {
 		t.Errorf("%v tokens after many successes, want the 10 maximum", tb.Tokens())
@@ -473,12 +473,12 @@ func TestBudgetForgetsDroppedRetry(t *testing.T) {
 		r := mustNew(t, Config{Budget: b})
 		_ = sluice.NewPipeline(r).Do(context.Background(), func(context.Context) error { return nil })
 	}()
-	if req, _ := b.Counts(t0); req != 1 {
+	if req, _ := b.CountsAt(t0); req != 1 {
 		t.Fatalf("budget counted %d first attempts, want 1", req)
 	}
 	for range 10 {
 		runtime.GC()
-		b.Counts(t0)
+		b.CountsAt(t0)
 		b.mu.Lock()
 		n := len(b.sources)
 		b.mu.Unlock()

@@ -57,14 +57,14 @@ func TestCallSteps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			events = nil
 			start := t0.Add(time.Hour)
-			c := r.Begin(start, nil)
+			c := r.BeginAt(start, nil)
 			var waits []time.Duration
 			for i, s := range tc.steps {
 				now := start.Add(s.at)
 				if s.err == nil {
-					c.Succeeded(now)
+					c.SucceededAt(now)
 				} else {
-					wait, final := c.Failed(context.Background(), now, s.err)
+					wait, final := c.FailedAt(context.Background(), now, s.err)
 					if (final == nil) != (s.final == nil) || (final != nil && !errors.Is(final, s.final)) {
 						t.Fatalf("step %d: final = %v, want %v", i, final, s.final)
 					}
@@ -110,12 +110,12 @@ func TestCallSteps(t *testing.T) {
 // the call with an error that matches its cause and the last failure.
 func TestCallCanceledDuringWait(t *testing.T) {
 	r := mustNew(t, Config{Backoff: Constant(time.Second), Budget: NoBudget{}})
-	c := r.Begin(t0, nil)
-	if _, final := c.Failed(context.Background(), t0, errFlaky); final != nil {
+	c := r.BeginAt(t0, nil)
+	if _, final := c.FailedAt(context.Background(), t0, errFlaky); final != nil {
 		t.Fatalf("Failed = %v, want a retry", final)
 	}
 	cause := errors.New("caller left")
-	err := c.Canceled(t0.Add(500*time.Millisecond), cause)
+	err := c.CanceledAt(t0.Add(500*time.Millisecond), cause)
 	if !errors.Is(err, cause) || !errors.Is(err, errFlaky) {
 		t.Errorf("Canceled = %v, want one matching the cause and the last error", err)
 	}
@@ -123,9 +123,9 @@ func TestCallCanceledDuringWait(t *testing.T) {
 		t.Errorf("stats %+v, want one failed call of one attempt", st)
 	}
 	for name, f := range map[string]func(){
-		"Succeeded after the end": func() { c.Succeeded(t0) },
-		"Canceled after the end":  func() { _ = c.Canceled(t0, cause) },
-		"Failed with nil":         func() { c2 := r.Begin(t0, nil); _, _ = c2.Failed(context.Background(), t0, nil) },
+		"Succeeded after the end": func() { c.SucceededAt(t0) },
+		"Canceled after the end":  func() { _ = c.CanceledAt(t0, cause) },
+		"Failed with nil":         func() { c2 := r.BeginAt(t0, nil); _, _ = c2.FailedAt(context.Background(), t0, nil) },
 	} {
 		func() {
 			defer func() {
@@ -144,12 +144,12 @@ func TestCallGaveUpAndNonIdempotent(t *testing.T) {
 	r := mustNew(t, Config{Budget: NoBudget{}})
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
-	c := r.Begin(t0, nil)
-	if _, final := c.Failed(done, t0, context.Canceled); final != context.Canceled {
+	c := r.BeginAt(t0, nil)
+	if _, final := c.FailedAt(done, t0, context.Canceled); final != context.Canceled {
 		t.Errorf("caller gone: final = %v, want its own error", final)
 	}
-	c = r.Begin(t0, nil)
-	if _, final := c.Failed(sluice.WithIdempotent(context.Background(), false), t0, errFlaky); final != errFlaky {
+	c = r.BeginAt(t0, nil)
+	if _, final := c.FailedAt(sluice.WithIdempotent(context.Background(), false), t0, errFlaky); final != errFlaky {
 		t.Errorf("non-idempotent: final = %v, want the attempt's error", final)
 	}
 }
@@ -159,8 +159,8 @@ func TestCallGaveUpAndNonIdempotent(t *testing.T) {
 func TestCallRetryAfterSeeded(t *testing.T) {
 	r := mustNew(t, Config{Backoff: Exponential(100*time.Millisecond, 2, 2*time.Second), Budget: NoBudget{}})
 	wait := func(hint time.Duration, seed uint64) time.Duration {
-		c := r.Begin(t0, rand.New(rand.NewPCG(seed, 1)))
-		w, final := c.Failed(context.Background(), t0, &sluice.StatusError{Code: 503, RetryAfterHint: hint})
+		c := r.BeginAt(t0, rand.New(rand.NewPCG(seed, 1)))
+		w, final := c.FailedAt(context.Background(), t0, &sluice.StatusError{Code: 503, RetryAfterHint: hint})
 		if final != nil {
 			t.Fatalf("Failed = %v, want a retry", final)
 		}
@@ -247,16 +247,16 @@ func compareCallWithExecute(t *testing.T, cfg Config, ctx context.Context, calls
 		})
 
 		now := start
-		c := ca.r.Begin(now, nil)
+		c := ca.r.BeginAt(now, nil)
 		var errCa error
 		for i := 0; ; i++ {
 			o := script[min(i, len(script)-1)]
 			now = now.Add(o.d)
 			if o.err == nil {
-				c.Succeeded(now)
+				c.SucceededAt(now)
 				break
 			}
-			wait, final := c.Failed(ctx, now, o.err)
+			wait, final := c.FailedAt(ctx, now, o.err)
 			if final != nil {
 				errCa = final
 				break
@@ -304,8 +304,8 @@ func TestRetryAfterCappedByMaxDelayNotBase(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Budget = NoBudget{}
 			r := mustNew(t, tc.cfg)
-			c := r.Begin(t0, rand.New(rand.NewPCG(1, 2)))
-			wait, final := c.Failed(context.Background(), t0, tc.err)
+			c := r.BeginAt(t0, rand.New(rand.NewPCG(1, 2)))
+			wait, final := c.FailedAt(context.Background(), t0, tc.err)
 			if final != nil {
 				t.Fatalf("Failed ended the call: %v", final)
 			}

@@ -182,17 +182,17 @@ func ExampleParseRetryAfter() {
 // attempt's outcome is reported with the time it happened, and Failed
 // answers with the wait before the next attempt or the error that ends the
 // call. The decisions are Execute's own.
-func ExampleRetry_Begin() {
+func ExampleRetry_BeginAt() {
 	r, _ := retry.New(retry.Config{
 		MaxAttempts: 3, Backoff: retry.Exponential(time.Second, 2, 10*time.Second), Jitter: retry.NoJitter,
 		Budget: retry.NoBudget{},
 	})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := r.Begin(now, nil)
+	c := r.BeginAt(now, nil)
 	down := &sluice.StatusError{Code: 503}
 	for {
 		now = now.Add(100 * time.Millisecond) // the attempt takes 100ms and fails
-		wait, final := c.Failed(context.Background(), now, down)
+		wait, final := c.FailedAt(context.Background(), now, down)
 		if final != nil {
 			fmt.Println("attempt", c.Attempts(), "ends the call:", final)
 			break

@@ -208,13 +208,13 @@ type Call struct {
 	done    bool
 }
 
-// Begin starts a call whose first attempt begins at now, for a caller that
+// BeginAt starts a call whose first attempt begins at now, for a caller that
 // drives the policy itself rather than through Execute. rnd is the source of
 // the jitter (nil means math/rand/v2's global source); pass a seeded one for
-// a reproducible run. The configuration in effect at Begin governs the whole
+// a reproducible run. The configuration in effect at BeginAt governs the whole
 // call. Every call driven this way is timed exactly (weight 1 in the
 // duration histogram), since its times cost nothing to read.
-func (r *Retry) Begin(now time.Time, rnd *rand.Rand) Call {
+func (r *Retry) BeginAt(now time.Time, rnd *rand.Rand) Call {
 	return Call{r: r, s: r.s.Load(), rnd: rnd, start: now, weight: 1, attempt: 1}
 }
 
@@ -234,10 +234,10 @@ func (c *Call) next() {
 	}
 }
 
-// Succeeded ends the call: its latest attempt succeeded at now. The zero
+// SucceededAt ends the call: its latest attempt succeeded at now. The zero
 // Time means the caller did not read the clock; the policy then reads its
 // Clock only if it needs the time. It panics if the call already ended.
-func (c *Call) Succeeded(now time.Time) {
+func (c *Call) SucceededAt(now time.Time) {
 	c.next()
 	s := c.s
 	if c.weight != 0 && now.IsZero() {
@@ -246,14 +246,14 @@ func (c *Call) Succeeded(now time.Time) {
 	// A RatioBudget learns of a first-attempt success from the stats
 	// counter that finish increments; other budgets are told.
 	if s.hotBudget != nil {
-		s.hotBudget.Attempt(now, c.attempt == 1, Succeeded)
+		s.hotBudget.AttemptAt(now, c.attempt == 1, Succeeded)
 	} else if s.ratio != nil && !now.IsZero() {
 		s.ratio.tick(now)
 	}
 	c.finish(true, now)
 }
 
-// Failed reports that the latest attempt failed at now with err (non-nil;
+// FailedAt reports that the latest attempt failed at now with err (non-nil;
 // ErrUnwantedResult for a value that Config.RetryOnResult rejected, which is
 // retried whatever the classifier says), and decides. ctx is the caller's
 // context: a done ctx means the caller gave up, and it carries the
@@ -265,9 +265,9 @@ func (c *Call) Succeeded(now time.Time) {
 // when the caller gave up or err is not retried, an *ExhaustedError when
 // attempts or Config.MaxElapsed run out, a *BudgetError when the budget
 // refuses the retry. The checks run in the order the package documentation
-// gives, and OnRetry, if set, is called before a wait is returned. Failed
+// gives, and OnRetry, if set, is called before a wait is returned. FailedAt
 // panics if the call already ended.
-func (c *Call) Failed(ctx context.Context, now time.Time, err error) (wait time.Duration, final error) {
+func (c *Call) FailedAt(ctx context.Context, now time.Time, err error) (wait time.Duration, final error) {
 	if err == nil {
 		panic("retry: Call.Failed with a nil error")
 	}
@@ -276,16 +276,16 @@ func (c *Call) Failed(ctx context.Context, now time.Time, err error) (wait time.
 	first := c.attempt == 1
 	if ctx.Err() != nil {
 		// The caller gave up: its error, not a retry decision.
-		s.budget.Attempt(now, first, NotRetryable)
+		s.budget.AttemptAt(now, first, NotRetryable)
 		c.finish(false, now)
 		return 0, err
 	}
 	if err != ErrUnwantedResult && !s.retryable(ctx, err) {
-		s.budget.Attempt(now, first, NotRetryable)
+		s.budget.AttemptAt(now, first, NotRetryable)
 		c.finish(false, now)
 		return 0, err
 	}
-	s.budget.Attempt(now, first, Retryable)
+	s.budget.AttemptAt(now, first, Retryable)
 	if !s.cfg.RetryNonIdempotent {
 		if idem, marked := sluice.Idempotent(ctx); marked && !idem {
 			c.finish(false, now)
@@ -312,7 +312,7 @@ func (c *Call) Failed(ctx context.Context, now time.Time, err error) (wait time.
 		c.finish(false, now)
 		return 0, &ExhaustedError{Attempts: c.attempt, OutOfTime: true, Last: err}
 	}
-	if ok, w := s.budget.AllowRetry(now); !ok {
+	if ok, w := s.budget.AllowRetryAt(now); !ok {
 		c.r.stats.refused.Add(1)
 		c.finish(false, now)
 		return 0, &BudgetError{Attempts: c.attempt, Last: err, Wait: w}
@@ -324,12 +324,12 @@ func (c *Call) Failed(ctx context.Context, now time.Time, err error) (wait time.
 	return wait, nil
 }
 
-// Canceled ends a call whose caller gave up at now, during a wait that
+// CanceledAt ends a call whose caller gave up at now, during a wait that
 // Failed returned, for cause (its context's cause, say). It returns the
 // call's error, which matches cause under errors.Is and keeps the last
 // attempt's error reachable. The zero Time is allowed as in Succeeded. It
 // panics unless the call is in such a wait.
-func (c *Call) Canceled(now time.Time, cause error) error {
+func (c *Call) CanceledAt(now time.Time, cause error) error {
 	if c.done || !c.waiting {
 		panic("retry: Call.Canceled outside a wait between attempts")
 	}
@@ -412,7 +412,7 @@ func (r *Retry) execute(ctx context.Context, next sluice.Next) (int, error) {
 			r.stats.firstOK.Inc() // which a RatioBudget reads
 			return 1, nil
 		}
-		c.Succeeded(time.Time{})
+		c.SucceededAt(time.Time{})
 		return 1, nil
 	}
 	err = c.run(ctx, next, err)
@@ -426,21 +426,21 @@ func (c *Call) run(ctx context.Context, next sluice.Next, err error) error {
 	for {
 		if err == nil {
 			if s.cfg.RetryOnResult == nil {
-				c.Succeeded(time.Time{})
+				c.SucceededAt(time.Time{})
 				return nil
 			}
 			if res := next.Result(); res == nil || !s.cfg.RetryOnResult(res) {
-				c.Succeeded(time.Time{})
+				c.SucceededAt(time.Time{})
 				return nil
 			}
 			err = ErrUnwantedResult
 		}
-		wait, final := c.Failed(ctx, s.now(), err)
+		wait, final := c.FailedAt(ctx, s.now(), err)
 		if final != nil {
 			return final
 		}
 		if serr := sluice.Sleep(ctx, s.cfg.Clock, wait); serr != nil {
-			return c.Canceled(time.Time{}, serr)
+			return c.CanceledAt(time.Time{}, serr)
 		}
 		err = runAttempt(ctx, next, s)
 	}

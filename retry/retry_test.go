@@ -267,7 +267,7 @@ func TestBudgetRefusal(t *testing.T) {
 		if st := r.Stats(); st.BudgetRefused != 1 || st.Calls != 21 || st.Attempts != 23 {
 			t.Errorf("stats %+v, want 1 refusal, 21 calls, 23 attempts", st)
 		}
-		if req, ret := b.Counts(time.Now()); req != 21 || ret != 2 {
+		if req, ret := b.CountsAt(time.Now()); req != 21 || ret != 2 {
 			t.Errorf("budget window: %d first attempts, %d retries; want 21, 2", req, ret)
 		}
 	})
@@ -474,7 +474,7 @@ func TestUpdateMovesFirstAttemptsToNewBudget(t *testing.T) {
 	for range 10 {
 		_ = sluice.NewPipeline(r).Do(context.Background(), func(context.Context) error { return nil })
 	}
-	if req, _ := shared.Counts(time.Now()); req != 10 {
+	if req, _ := shared.CountsAt(time.Now()); req != 10 {
 		t.Errorf("shared budget counted %d first attempts, want 10", req)
 	}
 	own := r.defBudget
@@ -484,8 +484,8 @@ func TestUpdateMovesFirstAttemptsToNewBudget(t *testing.T) {
 	for range 5 {
 		_ = sluice.NewPipeline(r).Do(context.Background(), func(context.Context) error { return nil })
 	}
-	reqShared, _ := shared.Counts(time.Now())
-	reqOwn, _ := own.Counts(time.Now())
+	reqShared, _ := shared.CountsAt(time.Now())
+	reqOwn, _ := own.CountsAt(time.Now())
 	if reqShared != 10 || reqOwn != 5 {
 		t.Errorf("after switching back: shared %d, own %d; want 10, 5", reqShared, reqOwn)
 	}

@@ -211,7 +211,7 @@ type try struct {
 func (l *layer) start(in *inst, deadline int64, done func(c *call, err error)) {
 	c := &call{in: in, arrive: l.w.now, deadline: deadline, done: done}
 	if in.rt != nil {
-		c.rc = in.rt.Begin(l.w.time(), in.rng)
+		c.rc = in.rt.BeginAt(l.w.time(), in.rng)
 	}
 	l.attempt(c)
 }
@@ -236,7 +236,7 @@ func (l *layer) stageLimiter(t *try) {
 		}
 		return
 	}
-	r := in.lim.Reserve(w.time(), 1)
+	r := in.lim.ReserveAt(w.time(), 1)
 	d := r.Delay()
 	if !r.OK() || (lc.MaxWait > 0 && d > lc.MaxWait) || w.now+int64(d) > c.deadline {
 		if r.OK() {
@@ -263,7 +263,7 @@ func (l *layer) stageBulkhead(t *try) {
 		l.stageBreaker(t)
 		return
 	}
-	tk, admitted, err := in.bh.Enqueue(w.time())
+	tk, admitted, err := in.bh.EnqueueAt(w.time())
 	switch {
 	case err != nil:
 		l.end(t, err, false)
@@ -303,7 +303,7 @@ func (l *layer) expire(in *inst) {
 func (l *layer) stageBreaker(t *try) {
 	in, w := t.c.in, l.w
 	if in.br != nil {
-		p, err := in.br.Allow(w.time())
+		p, err := in.br.AllowAt(w.time())
 		if err != nil {
 			l.end(t, err, false)
 			return
@@ -401,7 +401,7 @@ func (l *layer) end(t *try, err error, gaveUp bool) {
 		ctx = l.gaveUp
 	}
 	if in.br != nil {
-		t.permit.Done(w.time(), in.br.Outcome(ctx, err), time.Duration(w.now-t.allowedAt))
+		t.permit.DoneAt(w.time(), in.br.Outcome(ctx, err), time.Duration(w.now-t.allowedAt))
 	}
 	l.decide(c, ctx, err)
 }
@@ -417,11 +417,11 @@ func (l *layer) decide(c *call, ctx context.Context, err error) {
 		return
 	}
 	if err == nil {
-		c.rc.Succeeded(w.time())
+		c.rc.SucceededAt(w.time())
 		l.finish(c, nil)
 		return
 	}
-	wait, final := c.rc.Failed(ctx, w.time(), err)
+	wait, final := c.rc.FailedAt(ctx, w.time(), err)
 	if final != nil {
 		if _, refused := final.(*retry.BudgetError); refused {
 			l.rec.budgetRefused++
@@ -431,7 +431,7 @@ func (l *layer) decide(c *call, ctx context.Context, err error) {
 	}
 	if w.now+int64(wait) >= c.deadline {
 		// The caller's deadline ends the wait.
-		w.at(c.deadline, func() { l.finish(c, c.rc.Canceled(w.time(), errCallerGaveUp)) })
+		w.at(c.deadline, func() { l.finish(c, c.rc.CanceledAt(w.time(), errCallerGaveUp)) })
 		return
 	}
 	w.after(wait, func() { l.attempt(c) })

@@ -100,7 +100,7 @@ func TestFlowRetryAndBreaker(t *testing.T) {
 	}
 	// The Retry's own budget was told of the first attempt and granted the
 	// two retries.
-	first, retries := r.in.rt.Budget().(*retry.RatioBudget).Counts(r.w.time())
+	first, retries := r.in.rt.Budget().(*retry.RatioBudget).CountsAt(r.w.time())
 	if first != 1 || retries != 2 {
 		t.Errorf("budget counted %d first attempts and %d retries, want 1 and 2", first, retries)
 	}

@@ -273,7 +273,7 @@ func (t *Transport) ownBreakers(cfg Config) (*registry.Keyed[*breaker.Breaker], 
 		}
 		hosts.Evictable = func(_ string, v any) bool {
 			b, ok := v.(*breaker.Breaker)
-			return !ok || b.State(clock.Now()) == breaker.StateClosed
+			return !ok || b.StateAt(clock.Now()) == breaker.StateClosed
 		}
 	}
 	fam, err := reg.KeyedBreakers(cfg.Name, tmpl, hosts)

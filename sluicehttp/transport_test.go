@@ -430,8 +430,8 @@ func TestBreakerPerHost(t *testing.T) {
 	now := time.Now()
 	bb, _ := tr.Breaker(mustURL(t, badSrv.URL))
 	gb, _ := tr.Breaker(mustURL(t, goodSrv.URL))
-	if bb.State(now) != breaker.StateOpen || gb.State(now) != breaker.StateClosed {
-		t.Errorf("states: failing host %v, healthy host %v", bb.State(now), gb.State(now))
+	if bb.StateAt(now) != breaker.StateOpen || gb.StateAt(now) != breaker.StateClosed {
+		t.Errorf("states: failing host %v, healthy host %v", bb.StateAt(now), gb.StateAt(now))
 	}
 	badHost := mustURL(t, badSrv.URL).Host
 	if !hasLine(buf.String(), "level=WARN", "host="+badHost, "to=open") {

@@ -372,7 +372,7 @@ func (s *Store) Put(ctx context.Context, m dlq.Message) (dlq.ID, error) {
 	}
 	defer end()
 	now := s.opt.Clock.Now()
-	dlq.FillForPut(&m, s.ids.New(now), now)
+	dlq.FillForPut(&m, s.ids.NewAt(now), now)
 	id := m.ID.String()
 	ok, err := putScript.Run(rctx, s.client, s.routeBy, s.p, id, m.Queue, stateArg(m.State),
 		nanos(m.NextReplay), dueHex(m.NextReplay)+id, m.Attempts, m.Replays,
@@ -538,10 +538,10 @@ func (s *Store) Fail(ctx context.Context, id dlq.ID, f dlq.ReplayFailure) error 
 	return s.change(ctx, id, "fail", nanos(f.NextReplay), dueHex(f.NextReplay), nanos(f.At), applied.LastError, park)
 }
 
-// Claim implements dlq.Store: the due set's first members up to now are
+// ClaimAt implements dlq.Store: the due set's first members up to now are
 // moved to now+lease in one script, so concurrent claimers on any instance
 // never get the same message within its lease.
-func (s *Store) Claim(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]dlq.Message, error) {
+func (s *Store) ClaimAt(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]dlq.Message, error) {
 	rctx, end, err := s.begin(ctx)
 	if err != nil {
 		return nil, err

@@ -72,7 +72,7 @@ func TestStoreSharedAcrossInstances(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				ms, err := s.Claim(bg, "q", now, time.Hour, 5)
+				ms, err := s.ClaimAt(bg, "q", now, time.Hour, 5)
 				if err != nil {
 					t.Error(err)
 					return
@@ -98,10 +98,10 @@ func TestStoreSharedAcrossInstances(t *testing.T) {
 		}
 	}
 	// a "crashes" holding its claims; b takes them once the lease ends.
-	if ms, _ := b.Claim(bg, "q", now.Add(time.Hour-time.Nanosecond), time.Minute, n); len(ms) != 0 {
+	if ms, _ := b.ClaimAt(bg, "q", now.Add(time.Hour-time.Nanosecond), time.Minute, n); len(ms) != 0 {
 		t.Fatalf("claimed %d messages before the lease ended", len(ms))
 	}
-	ms, err := b.Claim(bg, "q", now.Add(time.Hour), time.Minute, n)
+	ms, err := b.ClaimAt(bg, "q", now.Add(time.Hour), time.Minute, n)
 	if err != nil || len(ms) != n {
 		t.Fatalf("after the lease b claimed %d, %v; want %d", len(ms), err, n)
 	}

@@ -24,12 +24,12 @@ func ExampleFakeClock() {
 		_ = p.Do(context.Background(), func(context.Context) error { return down })
 	}
 	err := p.Do(context.Background(), func(context.Context) error { return nil })
-	fmt.Println(br.State(clock.Now()), errors.Is(err, breaker.ErrOpen))
+	fmt.Println(br.StateAt(clock.Now()), errors.Is(err, breaker.ErrOpen))
 
 	clock.Advance(30 * time.Second)
-	fmt.Println(br.State(clock.Now()))
+	fmt.Println(br.StateAt(clock.Now()))
 	_ = p.Do(context.Background(), func(context.Context) error { return nil })
-	fmt.Println(br.State(clock.Now()))
+	fmt.Println(br.StateAt(clock.Now()))
 	// Output:
 	// open true
 	// half-open

@@ -88,7 +88,7 @@ func TestBulkheadRejectionsDoNotTripBreaker(t *testing.T) {
 		}
 		close(gate)
 		<-done
-		if st := s.br.State(time.Now()); st != breaker.StateClosed {
+		if st := s.br.StateAt(time.Now()); st != breaker.StateClosed {
 			t.Fatalf("after 10 bulkhead rejections and 1 success the breaker is %v, want closed", st)
 		}
 		if f := s.br.Stats().Failures; f != 0 {

@@ -81,7 +81,7 @@ func TestOutageAndRecovery(t *testing.T) {
 			sleepUntil(t, start.Add(st.at))
 			up.set(st.mode, st.ver)
 			if st.stateBefore != 0 {
-				if got := s.br.State(time.Now()); got != st.stateBefore {
+				if got := s.br.StateAt(time.Now()); got != st.stateBefore {
 					t.Fatalf("step %d (at %v): breaker %v before the call, want %v", i, st.at, got, st.stateBefore)
 				}
 			}
@@ -105,7 +105,7 @@ func TestOutageAndRecovery(t *testing.T) {
 			if got := s.retries.Load(); got != st.retries {
 				t.Fatalf("step %d: %d retries so far, want %d", i, got, st.retries)
 			}
-			if got := s.br.State(time.Now()); got != st.state {
+			if got := s.br.StateAt(time.Now()); got != st.state {
 				t.Fatalf("step %d: breaker %v after the call, want %v", i, got, st.state)
 			}
 		}

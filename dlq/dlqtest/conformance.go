@@ -375,7 +375,7 @@ func testDelete(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 		}
 	}
 	wantIDs(t, "List after Delete", ids(list(t, s, dlq.Query{})), []dlq.ID{c})
-	if ms, _ := s.Claim(bg, "q", clock.Now(), time.Minute, 10); !slices.Equal(ids(ms), []dlq.ID{c}) {
+	if ms, _ := s.ClaimAt(bg, "q", clock.Now(), time.Minute, 10); !slices.Equal(ids(ms), []dlq.ID{c}) {
 		t.Fatalf("Claim after Delete returned %v, want [%s]", ids(ms), c)
 	}
 	st, err := s.Stats(bg)
@@ -396,7 +396,7 @@ func testParkReschedule(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) 
 		want.State = dlq.StateParked
 		wantMessage(t, fmt.Sprintf("after Park %d", i), get(t, s, id), want)
 	}
-	if ms, _ := s.Claim(bg, "q", now.Add(time.Hour), time.Minute, 10); len(ms) != 0 {
+	if ms, _ := s.ClaimAt(bg, "q", now.Add(time.Hour), time.Minute, 10); len(ms) != 0 {
 		t.Fatalf("Claim returned parked messages %v", ids(ms))
 	}
 	wantIDs(t, "List(parked)", ids(list(t, s, dlq.Query{Queue: "q", State: dlq.StateParked})), []dlq.ID{id})
@@ -407,10 +407,10 @@ func testParkReschedule(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) 
 	want := before
 	want.NextReplay = at
 	wantMessage(t, "after Reschedule", get(t, s, id), want)
-	if ms, _ := s.Claim(bg, "q", at.Add(-time.Nanosecond), time.Minute, 10); len(ms) != 0 {
+	if ms, _ := s.ClaimAt(bg, "q", at.Add(-time.Nanosecond), time.Minute, 10); len(ms) != 0 {
 		t.Fatalf("Claim before the rescheduled time returned %v", ids(ms))
 	}
-	if ms, _ := s.Claim(bg, "q", at, time.Minute, 10); !slices.Equal(ids(ms), []dlq.ID{id}) {
+	if ms, _ := s.ClaimAt(bg, "q", at, time.Minute, 10); !slices.Equal(ids(ms), []dlq.ID{id}) {
 		t.Fatalf("Claim at the rescheduled time returned %v", ids(ms))
 	}
 }
@@ -426,11 +426,11 @@ func testClaim(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 	put(t, s, dlq.Message{Queue: "q", State: dlq.StateParked, NextReplay: now.Add(-2 * time.Hour)})
 	put(t, s, dlq.Message{Queue: "other", NextReplay: now.Add(-2 * time.Hour)})
 
-	if ms, err := s.Claim(bg, "q", now, time.Minute, 0); err != nil || len(ms) != 0 {
+	if ms, err := s.ClaimAt(bg, "q", now, time.Minute, 0); err != nil || len(ms) != 0 {
 		t.Fatalf("Claim(limit 0) = %v, %v", ids(ms), err)
 	}
 	lease := 5 * time.Minute
-	ms, err := s.Claim(bg, "q", now, lease, 3)
+	ms, err := s.ClaimAt(bg, "q", now, lease, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,12 +441,12 @@ func testClaim(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 		}
 		wantMessage(t, "Get of a claimed message", get(t, s, m.ID), m)
 	}
-	ms, _ = s.Claim(bg, "q", now, lease, 10)
+	ms, _ = s.ClaimAt(bg, "q", now, lease, 10)
 	wantIDs(t, "second Claim", ids(ms), []dlq.ID{late})
-	ms, _ = s.Claim(bg, "q", now.Add(lease-time.Nanosecond), lease, 10)
+	ms, _ = s.ClaimAt(bg, "q", now.Add(lease-time.Nanosecond), lease, 10)
 	wantIDs(t, "Claim during the lease", ids(ms), []dlq.ID{future})
 	// All four leases end together; the tie is broken by ID (put order).
-	ms, _ = s.Claim(bg, "q", now.Add(lease), lease, 10)
+	ms, _ = s.ClaimAt(bg, "q", now.Add(lease), lease, 10)
 	wantIDs(t, "Claim after the leases", ids(ms), []dlq.ID{late, early, tieA, tieB})
 }
 
@@ -460,7 +460,7 @@ func testFail(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 	}
 	want.Attempts, want.Replays, want.LastFailure, want.LastError, want.NextReplay = 4, 1, f.At, "second", f.NextReplay
 	wantMessage(t, "after Fail", get(t, s, id), want)
-	if ms, _ := s.Claim(bg, "q", now, time.Minute, 10); len(ms) != 0 {
+	if ms, _ := s.ClaimAt(bg, "q", now, time.Minute, 10); len(ms) != 0 {
 		t.Fatalf("Claim before NextReplay returned %v", ids(ms))
 	}
 
@@ -480,7 +480,7 @@ func testFail(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 	if m := get(t, s, id); m.State != dlq.StateReady || m.Replays != 3 {
 		t.Fatalf("Fail without Park left state %v, replays %d; want ready, 3", m.State, m.Replays)
 	}
-	if ms, _ := s.Claim(bg, "q", now, time.Minute, 10); !slices.Equal(ids(ms), []dlq.ID{id}) {
+	if ms, _ := s.ClaimAt(bg, "q", now, time.Minute, 10); !slices.Equal(ids(ms), []dlq.ID{id}) {
 		t.Fatalf("Claim after Fail without Park returned %v", ids(ms))
 	}
 }
@@ -554,7 +554,7 @@ func testStats(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 			t.Fatalf("Stats[%d] = %+v, want %+v", i, g, w)
 		}
 	}
-	if age := st[0].OldestAge(t0.Add(time.Hour)); age != time.Hour-time.Minute {
+	if age := st[0].OldestAgeAt(t0.Add(time.Hour)); age != time.Hour-time.Minute {
 		t.Fatalf("alpha OldestAge = %v, want 59m", age)
 	}
 }
@@ -611,7 +611,7 @@ func testConcurrent(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 		go func() {
 			defer wg.Done()
 			for {
-				ms, err := s.Claim(bg, "q", now, time.Hour, 7)
+				ms, err := s.ClaimAt(bg, "q", now, time.Hour, 7)
 				if err != nil {
 					errs <- err
 					return
@@ -673,7 +673,7 @@ func testClosed(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 	wantErr(t, "Delete", s.Delete(bg, id), dlq.ErrClosed)
 	wantErr(t, "Park", s.Park(bg, id), dlq.ErrClosed)
 	wantErr(t, "Reschedule", s.Reschedule(bg, id, now), dlq.ErrClosed)
-	_, err = s.Claim(bg, "q", now, time.Minute, 1)
+	_, err = s.ClaimAt(bg, "q", now, time.Minute, 1)
 	wantErr(t, "Claim", err, dlq.ErrClosed)
 	wantErr(t, "Fail", s.Fail(bg, id, dlq.ReplayFailure{At: now, NextReplay: now}), dlq.ErrClosed)
 	_, err = s.Purge(bg, dlq.PurgeFilter{})
@@ -786,8 +786,8 @@ func testModel(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 				queue := rapid.SampledFrom(queues).Draw(rt, "queue")
 				lease := time.Duration(rapid.IntRange(0, 3).Draw(rt, "lease")) * time.Minute
 				n := rapid.IntRange(0, 3).Draw(rt, "max")
-				got, err := s.Claim(bg, queue, clock.Now(), lease, n)
-				want, werr := ref.Claim(bg, queue, clock.Now(), lease, n)
+				got, err := s.ClaimAt(bg, queue, clock.Now(), lease, n)
+				want, werr := ref.ClaimAt(bg, queue, clock.Now(), lease, n)
 				sameErr("Claim", err, werr)
 				sameList("Claim", got, want)
 			case 8: // Fail

@@ -57,7 +57,7 @@ func (s *Memory) Put(ctx context.Context, m dlq.Message) (dlq.ID, error) {
 	}
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	dlq.FillForPut(&m, s.ids.New(now), now)
+	dlq.FillForPut(&m, s.ids.NewAt(now), now)
 	s.msgs[m.ID] = normalize(m.Clone())
 	return m.ID, nil
 }
@@ -169,8 +169,8 @@ func (s *Memory) Reschedule(ctx context.Context, id dlq.ID, at time.Time) error 
 	return s.update(id, func(m *dlq.Message) { m.State, m.NextReplay = dlq.StateReady, at })
 }
 
-// Claim implements dlq.Store.
-func (s *Memory) Claim(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]dlq.Message, error) {
+// ClaimAt implements dlq.Store.
+func (s *Memory) ClaimAt(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]dlq.Message, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
