@@ -61,6 +61,22 @@ func BenchmarkBreakerAllow(b *testing.B) {
 	})
 }
 
+// BenchmarkBreakerAllowDone is the two-step API with the breaker's clock on
+// a closed breaker, as gobreaker's two-step users call it.
+func BenchmarkBreakerAllowDone(b *testing.B) {
+	br := MustNew(Config{})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p, err := br.Allow()
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Done(Success, 0)
+		}
+	})
+}
+
 // BenchmarkReferenceMutexClock is not sluice: it is the shape of
 // sony/gobreaker's closed path (a mutex every caller takes and two clock
 // reads), to calibrate the figures above on a noisy machine. The real

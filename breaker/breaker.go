@@ -69,18 +69,19 @@ const (
 // can recover, then lets a few probe calls through to see whether it has.
 //
 // Most callers put a Breaker in a sluice.Pipeline, or call Execute. Allow
-// and Permit.Done expose the same state machine with time as an argument,
-// for simulators and tests. A Breaker is safe for concurrent use; create one
-// with New. A successful call through a closed breaker takes no lock and
+// and Permit.Done expose the same state machine in two steps, reading the
+// Clock only when they must; AllowAt, Permit.DoneAt, StateAt and StatsAt
+// take the time as an argument instead, for simulators and tests. A Breaker
+// is safe for concurrent use; create one with New. A successful call through a closed breaker takes no lock and
 // allocates nothing; a rejected call allocates nothing.
 //
 // Timed changes (the end of an open period, the limit on hung probes) are
-// applied lazily: every method that takes or reads the time (Allow, Done,
-// Execute, State, Stats, ...) first applies the changes due by then, so
-// State and Stats are right without traffic, and the listener fires at that
-// moment with the time the change was due. In addition, with the system
-// clock, the methods that read the clock themselves (Execute, Stats, the
-// manual methods) arm a runtime timer for the next change (no goroutine
+// applied lazily: every method that takes or reads the time (AllowAt,
+// DoneAt, Execute, State, Stats, ...) first applies the changes due by then,
+// so State and Stats are right without traffic, and the listener fires at
+// that moment with the time the change was due. In addition, with the
+// system clock, the methods that read the clock themselves (Execute, Allow,
+// Done, State, Stats, the manual methods) arm a runtime timer for the next change (no goroutine
 // waits on it), so the breaker turns half-open and OnStateChange fires on
 // time even without traffic, and a rejection need not read the clock. Close
 // stops the timer.
@@ -292,8 +293,8 @@ func (b *Breaker) rejectWithoutClock(w uint64) *rejection {
 // other error is a Failure or a Success as Config.IsFailure says, or, when
 // IsFailure is nil, as the shared classifier does (sluice.Classify: a
 // failure of the dependency counts, a local rejection, a client error or a
-// cancellation does not). Pass the result to Permit.Done when driving the
-// breaker through Allow.
+// cancellation does not). Pass the result to Permit.Done or Permit.DoneAt
+// when driving the breaker through Allow or AllowAt.
 func (b *Breaker) Outcome(ctx context.Context, err error) Outcome {
 	if err == nil {
 		return Success
@@ -343,9 +344,9 @@ func (b *Breaker) finish(s *settings, p Permit, timed bool, start time.Time, o O
 	b.record(now, s, p, o, slow, true, err)
 }
 
-// Permit is the right to make one call, granted by Allow. Report the call's
-// outcome with Done exactly once. A Permit is a small value; its zero value
-// (returned with an error) ignores Done.
+// Permit is the right to make one call, granted by Allow or AllowAt. Report
+// the call's outcome exactly once, with Done or DoneAt. A Permit is a small
+// value; its zero value (returned with an error) ignores both.
 type Permit struct {
 	b    *Breaker
 	gen  uint64
@@ -374,13 +375,49 @@ func (p Permit) DoneAt(now time.Time, o Outcome, elapsed time.Duration) {
 	b.record(now, s, p, o, slow, false, nil)
 }
 
+// Done reports the outcome of the permitted call, which ran for elapsed
+// (compared with Config.SlowCallDuration; pass 0 if slow calls do not
+// matter), at the time of the breaker's Clock. Like Execute it reads the
+// clock only when the outcome may change the rules: a fast success through
+// a closed breaker whose window holds only successes does not.
+func (p Permit) Done(o Outcome, elapsed time.Duration) {
+	b := p.b
+	if b == nil {
+		return
+	}
+	s := b.set.Load()
+	slow := s.slowDur > 0 && elapsed > s.slowDur
+	if o == Success && !slow && b.word.Load()&cleanBit != 0 {
+		b.successes.Inc()
+		return
+	}
+	b.record(s.clock.Now(), s, p, o, slow, true, nil)
+}
+
+// Allow decides whether a call may go ahead now, by the breaker's Clock. It
+// returns a Permit whose Done (or DoneAt) must be called with the outcome,
+// or an error satisfying errors.Is(err, ErrOpen) when the breaker rejects
+// the call. Like Execute it reads the clock only when it must: a closed
+// breaker admits, and an open one with its timer armed rejects, without it.
+func (b *Breaker) Allow() (Permit, error) {
+	w := b.word.Load()
+	if admitsFree(w) {
+		return Permit{b: b, gen: w >> genShift, kind: permitClosed}, nil
+	}
+	if r := b.rejectWithoutClock(w); r != nil {
+		b.rejected.Inc()
+		return Permit{}, r
+	}
+	return b.allow(b.set.Load().clock.Now(), true)
+}
+
 // AllowAt decides, at time now, whether a call may go ahead. It returns a
-// Permit whose Done must be called with the outcome, or an error satisfying
-// errors.Is(err, ErrOpen) when the breaker rejects the call. Execute is
-// AllowAt and Done around a call, reading the clock only when it must.
+// Permit whose DoneAt (or Done) must be called with the outcome, or an
+// error satisfying errors.Is(err, ErrOpen) when the breaker rejects the
+// call. Execute is, in effect, Allow and Done around a call.
 func (b *Breaker) AllowAt(now time.Time) (Permit, error) { return b.allow(now, false) }
 
-// allow is Allow; clocked says that now was read from the Clock, so that
+// allow is Allow and AllowAt; clocked says that now was read from the Clock, so that
 // timers may be armed from it.
 func (b *Breaker) allow(now time.Time, clocked bool) (Permit, error) {
 	w := b.word.Load()
@@ -702,8 +739,8 @@ func (b *Breaker) nextDeadlineLocked(s *settings) (time.Time, bool) {
 
 // armLocked points the timer at the next timed change, when time comes from
 // package time. The timer only calls onTimer, which applies what is due.
-// It is called only with a now read from the clock: times passed to Allow,
-// Done, State and StatsAt may be virtual, and those calls apply changes
+// It is called only with a now read from the clock: times passed to AllowAt,
+// DoneAt, StateAt and StatsAt may be virtual, and those calls apply changes
 // lazily.
 func (b *Breaker) armLocked(now time.Time, s *settings) {
 	deadline, ok := b.nextDeadlineLocked(s)
@@ -776,12 +813,25 @@ func (b *Breaker) unlockAndNotify() {
 	b.mu.Unlock()
 }
 
+// State returns the breaker's state at the time of its Clock, applying the
+// timed changes due by then.
+func (b *Breaker) State() State {
+	s := b.set.Load()
+	return b.stateAt(s.clock.Now(), s, true)
+}
+
 // StateAt returns the breaker's state at time now, applying the timed changes
 // due by then.
-func (b *Breaker) StateAt(now time.Time) State {
-	s := b.set.Load()
+func (b *Breaker) StateAt(now time.Time) State { return b.stateAt(now, b.set.Load(), false) }
+
+// stateAt is State and StateAt; clocked says that now was read from the
+// Clock, so that the timer may be armed from it.
+func (b *Breaker) stateAt(now time.Time, s *settings, clocked bool) State {
 	b.mu.Lock()
 	b.advanceLocked(now, s)
+	if clocked {
+		b.armLocked(now, s)
+	}
 	b.publishLocked()
 	st := b.reportedLocked()
 	b.unlockAndNotify()

@@ -138,8 +138,9 @@ type Config struct {
 	// sluice.Classify(ctx, err).IsFailure().
 	IsFailure func(ctx context.Context, err error) bool
 
-	// Clock is the source of time for Execute, Stats, State changes made by
-	// the manual methods, and RetryAfter. If nil, the system clock.
+	// Clock is the source of time for the methods that read it (Execute,
+	// Allow, Permit.Done, State, Stats), for changes made by the manual
+	// methods, and for RetryAfter. If nil, the system clock.
 	Clock sluice.Clock
 
 	// OnStateChange, if set, is called after every change of state, never

@@ -37,11 +37,14 @@
 //
 // # Time and concurrency
 //
-// The state machine takes time as an argument: Allow(now) grants a Permit
-// whose Done(now, outcome, elapsed) reports the call, judged by
-// Outcome(ctx, err) as Execute judges it, and State(now) and StatsAt(now)
-// apply the timed changes due by then. Execute, the
-// sluice.Policy method, reads the configured Clock only when it must. Each
+// Methods that read the configured Clock are named X, methods that take the
+// time as an argument XAt. Allow grants a Permit whose Done(outcome,
+// elapsed) reports the call, judged by Outcome(ctx, err) as Execute judges
+// it; like Execute, the sluice.Policy method, they read the clock only when
+// they must. AllowAt(now), Permit.DoneAt(now, outcome, elapsed),
+// StateAt(now) and StatsAt(now) are the same state machine with time as an
+// argument, for simulators and tests; they apply the timed changes due by
+// then. Each
 // change of state bumps a generation, so that the outcome of a call admitted
 // before the change does not count after it.
 //

@@ -40,7 +40,7 @@ func Example() {
 	fmt.Println("retry after", wait)
 
 	clock.Advance(wait)
-	fmt.Println(b.StateAt(clock.Now()))
+	fmt.Println(b.State())
 	_ = p.Do(ctx, func(context.Context) error { return nil })
 	// Output:
 	// agents: closed -> open
@@ -75,6 +75,58 @@ func ExampleBreaker_AllowAt() {
 	// call 2 success closed
 	// call 3 failure open
 	// breaker: circuit open
+	// half-open
+}
+
+// The two-step form for callers that cannot wrap the call in a function:
+// Allow before the call, Done after it, with the breaker's clock.
+func ExampleBreaker_Allow() {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	b := breaker.MustNew(breaker.Config{FailureThreshold: 2, OpenFor: time.Minute, Clock: clock})
+	for i := range 3 {
+		p, err := b.Allow()
+		if err != nil {
+			fmt.Println("call", i, "rejected:", err)
+			continue
+		}
+		start := clock.Now()
+		clock.Advance(30 * time.Millisecond) // the call
+		p.Done(b.Outcome(context.Background(), errDown), clock.Now().Sub(start))
+		fmt.Println("call", i, "failed")
+	}
+	// Output:
+	// call 0 failed
+	// call 1 failed
+	// call 2 rejected: breaker: circuit open
+}
+
+// Done reports the outcome and duration of a permitted call; a call slower
+// than SlowCallDuration counts as slow.
+func ExamplePermit_Done() {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	b := breaker.MustNew(breaker.Config{SlowCallDuration: time.Second, Clock: clock})
+	for _, elapsed := range []time.Duration{200 * time.Millisecond, 3 * time.Second} {
+		p, _ := b.Allow()
+		p.Done(breaker.Success, elapsed)
+	}
+	s := b.Stats()
+	fmt.Println(s.Successes, "successes,", s.Slow, "slow")
+	// Output:
+	// 2 successes, 1 slow
+}
+
+// State reads the breaker's clock, so it sees an open period end without
+// any call arriving.
+func ExampleBreaker_State() {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	b := breaker.MustNew(breaker.Config{FailureThreshold: 1, OpenFor: 10 * time.Second, Clock: clock})
+	p, _ := b.Allow()
+	p.Done(breaker.Failure, 0)
+	fmt.Println(b.State())
+	clock.Advance(10 * time.Second)
+	fmt.Println(b.State())
+	// Output:
+	// open
 	// half-open
 }
 
@@ -115,7 +167,8 @@ func ExampleBreaker_Stats() {
 }
 
 // Outcome is how Execute counts an error; a caller that drives the breaker
-// through Allow passes it to Permit.Done, so both count alike.
+// through AllowAt or Allow passes it to Permit.DoneAt or Permit.Done, so
+// both count alike.
 func ExampleBreaker_Outcome() {
 	b := breaker.MustNew(breaker.Config{Name: "api"})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

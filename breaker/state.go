@@ -145,8 +145,8 @@ type Trip struct {
 	ConsecutiveFailures int
 	// Cause is the error of the call that opened the breaker: nil when that
 	// call did not fail (a slow success), for hung probes, and for outcomes
-	// reported through Permit.Done, which carries no error. Rejections
-	// during the open period wrap it.
+	// reported through Permit.Done or DoneAt, which carry no error.
+	// Rejections during the open period wrap it.
 	Cause error
 }
 
