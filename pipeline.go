@@ -24,15 +24,24 @@ type PolicyFunc func(ctx context.Context, next Next) error
 func (f PolicyFunc) Execute(ctx context.Context, next Next) error { return f(ctx, next) }
 
 // runner is the call at the bottom of a pipeline: a plain function for Do, a
-// typed call that stores its value for Get.
+// typed call that stores its value for Get. fork returns a runner of the
+// same function with a slot of its own (and that slot, nil when there is
+// none); adopt copies the value of from, a fork, into the runner's slot.
 type runner interface {
 	run(ctx context.Context) error
+	fork() (runner, any)
+	adopt(from runner)
 }
 
 // doFunc is pointer-shaped, so converting it to runner does not allocate.
 type doFunc func(context.Context) error
 
 func (f doFunc) run(ctx context.Context) error { return f(ctx) }
+
+// fork returns f itself: a plain function has no value to keep apart.
+func (f doFunc) fork() (runner, any) { return f, nil }
+
+func (doFunc) adopt(runner) {}
 
 // typedCall carries Get's function and the slot its value lands in.
 type typedCall[T any] struct {
@@ -44,6 +53,17 @@ func (c *typedCall[T]) run(ctx context.Context) error {
 	v, err := c.fn(ctx)
 	c.out = v
 	return err
+}
+
+func (c *typedCall[T]) fork() (runner, any) {
+	f := &typedCall[T]{fn: c.fn}
+	return f, &f.out
+}
+
+func (c *typedCall[T]) adopt(from runner) {
+	if f, ok := from.(*typedCall[T]); ok && f != c {
+		c.out = f.out
+	}
 }
 
 // Next runs the rest of a pipeline: the policies inside the current one and
@@ -70,6 +90,27 @@ func (n Next) Run(ctx context.Context) error {
 // fallback or cache policy reads the value after Run returns, or stores a
 // substitute through it.
 func (n Next) Result() any { return n.slot }
+
+// Fork returns a Next that runs the same rest of the pipeline as n but keeps
+// the call's value in a result slot of its own, which its Result reports;
+// n's slot is left alone. A policy that runs attempts at the same time (a
+// hedge) runs each extra attempt on a fork, so that no two attempts write
+// one slot, and once every attempt has returned it copies the value of the
+// one it chose into n's slot with Adopt. Under Do there is no value: Fork
+// returns n and costs nothing. Under Get it allocates one small object.
+func (n Next) Fork() Next {
+	c, slot := n.call.fork()
+	if slot == nil {
+		return n // no value to keep apart
+	}
+	return Next{p: n.p, i: n.i, call: c, slot: slot}
+}
+
+// Adopt copies the value of fork, a Next that n.Fork returned, into n's
+// result slot, as if the call had run on n. The caller must make sure that
+// no run of fork or of n is still under way. Adopting n itself, or a fork
+// under Do, does nothing.
+func (n Next) Adopt(fork Next) { n.call.adopt(fork.call) }
 
 // Pipeline composes policies, outermost first. A Pipeline is immutable and
 // safe for concurrent use; the policies it holds keep their own state, so one
