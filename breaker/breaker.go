@@ -125,6 +125,8 @@ type Breaker struct {
 
 	pending  []StateChange // changes not yet delivered to OnStateChange
 	draining bool          // a goroutine is delivering pending
+
+	sh *shared // Config.Shared's state, nil for a breaker of its own
 }
 
 var _ sluice.Policy = (*Breaker)(nil)
@@ -143,6 +145,11 @@ func New(cfg Config) (*Breaker, error) {
 	b.newWindowLocked(s)
 	b.since = s.clock.Now()
 	b.publishLocked()
+	if cfg.Shared != nil {
+		if err := b.attach(cfg.Shared); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
 
@@ -177,6 +184,9 @@ func (b *Breaker) Update(cfg Config) error {
 	if cfg.Name != b.name {
 		return fmt.Errorf("breaker: Update cannot change Config.Name from %q to %q", b.name, cfg.Name)
 	}
+	if err := b.sameShared(cfg); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	old := b.set.Load()
 	b.set.Store(s)
@@ -191,15 +201,16 @@ func (b *Breaker) Update(cfg Config) error {
 }
 
 // Close stops the breaker's timer, so that a breaker no longer used is not
-// kept alive until its open period ends. The breaker keeps working
-// afterwards, applying timed changes lazily. Close always returns nil.
+// kept alive until its open period ends, and closes Config.Shared (its
+// goroutines end), returning that Close's error. The breaker keeps working
+// afterwards, alone, applying timed changes lazily.
 func (b *Breaker) Close() error {
 	b.mu.Lock()
 	b.noTimers = true
 	b.stopTimerLocked()
 	b.publishLocked()
 	b.mu.Unlock()
-	return nil
+	return b.closeShared()
 }
 
 // Execute runs next through the breaker: it rejects the call with an error
@@ -443,6 +454,9 @@ func (b *Breaker) allowLocked(now time.Time, clocked bool) (Permit, error) {
 	s := b.set.Load()
 	b.mu.Lock()
 	b.advanceLocked(now, s)
+	if b.fleetProbeLocked() {
+		return b.allowFleetProbe(now, clocked, s)
+	}
 	var p Permit
 	var err error
 	switch {
@@ -558,10 +572,14 @@ func (b *Breaker) recordProbeLocked(now time.Time, s *settings, o Outcome, slow 
 	b.progress = later(b.progress, now)
 	switch {
 	case o == Ignored:
+		b.sharedProbeFreedLocked(now)
 	case o == Failure || slow && s.slowRate > 0:
 		b.toOpenLocked(now, s, b.probeTripLocked(o, slow, err))
 	default:
 		b.probeOK++
+		if b.sharedProbeOKLocked(now, s) {
+			return // the fleet counts the probes and closes
+		}
 		if b.probeOK >= s.successThreshold {
 			b.opens = 0 // a successful close resets the backoff
 			b.toClosedLocked(now, s)
@@ -626,6 +644,7 @@ func (b *Breaker) toOpenLocked(at time.Time, s *settings, t Trip) {
 	b.openRej = &rejection{b: b, gen: b.gen, probeAt: b.probeAt, cause: t.Cause, kind: rejectOpen}
 	b.rej.Store(b.openRej) // before the word that names this generation
 	b.ruleChangeLocked(from, at)
+	b.sharedOpenedLocked(from, at)
 }
 
 func (b *Breaker) toHalfOpenLocked(at time.Time) {

@@ -147,6 +147,13 @@ type Config struct {
 	// under the breaker's lock, one call at a time and in the order the
 	// changes happened. It may call the breaker's methods.
 	OnStateChange func(StateChange)
+
+	// Shared, if set, links the breaker to the breakers of the same name
+	// in other instances (sluiceredis.NewBreakerSync), so that the fleet
+	// opens, probes and closes as one; see Shared. New attaches it, Close
+	// closes it, and Update cannot change it. If nil, the breaker is the
+	// instance's own.
+	Shared Shared
 }
 
 // Backoff makes each consecutive open period longer: the n-th opening since
