@@ -172,7 +172,7 @@ type Cache[T any] struct {
 	keep        bool // ttl+stale > 0: a stored value can ever be returned
 	callTimeout time.Duration
 	clock       sluice.Clock
-	sysClock    bool // Config.Clock was nil: see lookupTime
+	sysClock    bool // Config.Clock was nil: see fresh
 	serveStale  func(context.Context, error) bool
 
 	store *ttlstore.Store[T, flights[T]]
@@ -281,46 +281,33 @@ func (c *Cache[T]) stateOf(age time.Duration) state {
 // package documentation for the context fn runs under. fn must not Get its
 // own key from the same Cache: it would wait on itself until CallTimeout.
 func (c *Cache[T]) Get(ctx context.Context, key string, fn func(context.Context) (T, error)) (T, Info, error) {
-	return c.getAt(ctx, c.lookupTime(), key, fn)
-}
-
-// lookupTime is the time a lookup runs at: the clock's reading, or the zero
-// Time for the system clock. On the system clock a fresh hit measures the
-// entry's age with time.Since, which reads only the monotonic clock, about
-// half the price of time.Now on Linux, and on virtual machines where reading
-// the clock is slow it is most of a hit's cost. The miss path reads time.Now
-// when it needs a time.
-func (c *Cache[T]) lookupTime() time.Time {
-	if c.sysClock {
-		return time.Time{}
+	s := c.shardFor(key)
+	if v, age, ok := c.fresh(s, key); ok {
+		c.hits.Inc()
+		return v, Info{Outcome: Hit, Age: age}, nil
 	}
-	return c.clock.Now()
+	return c.missAt(ctx, c.clock.Now(), s, key, fn)
 }
 
-// age returns how old an entry stored at stored is at now; a zero now means
-// "now, by the system clock".
-func age(stored, now time.Time) time.Duration {
-	if now.IsZero() {
-		return time.Since(stored)
-	}
-	return now.Sub(stored)
-}
-
-// getAt is Get with the lookup time given (see lookupTime). The time a call
-// returns is read from the clock when it returns.
+// getAt is Get with the lookup time given, for tests that drive the core
+// with explicit times. The time a call returns is read from the clock when
+// it returns.
 func (c *Cache[T]) getAt(ctx context.Context, now time.Time, key string, fn func(context.Context) (T, error)) (T, Info, error) {
 	s := c.shardFor(key)
 	if v, age, ok := c.freshAt(s, key, now); ok {
 		c.hits.Inc()
 		return v, Info{Outcome: Hit, Age: age}, nil
 	}
+	return c.missAt(ctx, now, s, key, fn)
+}
+
+// missAt is Get after the fast lookup found no fresh value, at time now: it
+// joins or starts key's call and waits for its answer.
+func (c *Cache[T]) missAt(ctx context.Context, now time.Time, s *shard[T], key string, fn func(context.Context) (T, error)) (T, Info, error) {
 	var zero T
 	if ctx.Err() != nil {
 		// The caller has left already: starting a call for it is waste.
 		return zero, Info{}, context.Cause(ctx)
-	}
-	if now.IsZero() {
-		now = time.Now()
 	}
 	f, v, age, st := c.join(s, key, now)
 	switch st {
@@ -352,23 +339,50 @@ func (c *Cache[T]) getAt(ctx context.Context, now time.Time, key string, fn func
 	return zero, info, f.err
 }
 
-// freshAt returns key's value if it is fresh at now. It is the hot path: a
-// read lock, a map lookup, a copy, and no allocation.
+// fresh returns key's value and age if it is fresh now, by the cache's
+// clock. It is the hot path: a read lock, a map lookup, a copy, and no
+// allocation. On the system clock it needs no current time: the entry's age
+// is time.Since(e.Stored), which reads only the monotonic clock, about half
+// the price of time.Now on Linux (on virtual machines where reading the
+// clock is slow, most of a hit's cost). Any other Clock is user code, read
+// before locking, and the lookup is freshAt at its reading.
+func (c *Cache[T]) fresh(s *shard[T], key string) (T, time.Duration, bool) {
+	if !c.sysClock {
+		return c.freshAt(s, key, c.clock.Now())
+	}
+	s.RLock()
+	e := s.GetLocked(key)
+	var a time.Duration
+	if e != nil {
+		a = time.Since(e.Stored)
+	}
+	v, ok := c.takeFreshLocked(e, a)
+	s.RUnlock()
+	return v, max(a, 0), ok
+}
+
+// freshAt is fresh at time now.
 func (c *Cache[T]) freshAt(s *shard[T], key string, now time.Time) (T, time.Duration, bool) {
 	s.RLock()
 	e := s.GetLocked(key)
+	var a time.Duration
 	if e != nil {
-		a := age(e.Stored, now)
-		if c.stateOf(a) == stateFresh {
-			v := e.Value
-			e.Touch()
-			s.RUnlock()
-			return v, max(a, 0), true
-		}
+		a = now.Sub(e.Stored)
 	}
+	v, ok := c.takeFreshLocked(e, a)
 	s.RUnlock()
-	var zero T
-	return zero, 0, false
+	return v, max(a, 0), ok
+}
+
+// takeFreshLocked returns e's value, marking it used, when e exists and its
+// age a is fresh. The caller holds e's shard lock, at least for reading.
+func (c *Cache[T]) takeFreshLocked(e *ttlstore.Entry[T], a time.Duration) (T, bool) {
+	if e == nil || c.stateOf(a) != stateFresh {
+		var zero T
+		return zero, false
+	}
+	e.Touch()
+	return e.Value, true
 }
 
 type joinState uint8

@@ -68,8 +68,11 @@
 // clock sweep, the entry's reference bit. Statistics are striped counters
 // read by Stats. A miss costs a goroutine and a few small allocations.
 //
-// Time comes from Config.Clock (nil means the system clock), read once when
-// Get starts and once when a call returns; CallTimeout alone uses the
+// Time comes from Config.Clock (nil means the system clock): a lookup asks
+// how long ago the entry was stored (on the system clock that is
+// time.Since, which reads only the monotonic clock), a miss reads the clock
+// once more to join or start the call, and a call reads it when it returns.
+// No zero time stands for "now". CallTimeout alone uses the
 // runtime's timers, because a context cannot be cancelled from a fake clock
 // without a goroutine to watch it. Tests drive it with testing/synctest.
 package cache

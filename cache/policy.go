@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"time"
 
 	"github.com/sluice-go/sluice"
 )
@@ -70,16 +69,13 @@ func (p *policy[T]) Execute(ctx context.Context, next sluice.Next) error {
 	}
 	c := p.c
 	s := c.shardFor(key)
-	now := c.lookupTime()
-	if v, age, ok := c.freshAt(s, key, now); ok {
+	if v, age, ok := c.fresh(s, key); ok {
 		c.hits.Inc()
 		*slot = v
 		report(ctx, Info{Outcome: Hit, Age: age})
 		return nil
 	}
-	if now.IsZero() {
-		now = time.Now()
-	}
+	now := c.clock.Now()
 	waited := false
 	for {
 		if ctx.Err() != nil {
