@@ -42,13 +42,16 @@ func (v Verdict) String() string {
 // Budget limits retries across calls: it is told of every attempt and asked
 // before every retry. One Budget may be shared by many Retry policies (and
 // should be, by all the policies that call one dependency). Implementations
-// must be safe for concurrent use and cheap in Attempt, which every call
-// reaches.
+// must be safe for concurrent use and cheap in Attempt, which every
+// untimed successful call reaches.
 type Budget interface {
-	// AttemptAt records the end of one attempt: first is true for a call's
-	// first attempt. now is the current time, or the zero Time on the hot
-	// path, where the executor reads no clock: the budget then files the
-	// attempt with the latest time it has seen.
+	// Attempt records the end of one attempt without its time: first is
+	// true for a call's first attempt. The executor calls it on its hot
+	// path, where it reads no clock; the budget files the attempt with the
+	// latest time it has seen.
+	Attempt(first bool, v Verdict)
+	// AttemptAt records the end of one attempt at now, as Attempt does, and
+	// may move the budget's notion of the time forward to now.
 	AttemptAt(now time.Time, first bool, v Verdict)
 	// AllowRetryAt reports whether a retry may start at now, and counts it if
 	// so. When it may not, wait estimates how long until one may.
@@ -58,6 +61,9 @@ type Budget interface {
 // NoBudget is a Budget that allows every retry: Config{Budget: NoBudget{}}
 // turns budgeting off.
 type NoBudget struct{}
+
+// Attempt does nothing.
+func (NoBudget) Attempt(bool, Verdict) {}
 
 // AttemptAt does nothing.
 func (NoBudget) AttemptAt(time.Time, bool, Verdict) {}
@@ -126,7 +132,7 @@ type RatioBudget struct {
 	refill int64 // ns for the reserve to refill one retry; 0 means no reserve
 
 	curEpoch atomic.Int64   // epoch of the current bucket, for a lock-free check
-	direct   stripe.Counter // first attempts reported through Attempt
+	direct   stripe.Counter // first attempts reported through Attempt or AttemptAt
 
 	mu      sync.Mutex
 	buckets [budgetBuckets]budgetBucket
@@ -186,16 +192,22 @@ func NewBudget(cfg BudgetConfig) (*RatioBudget, error) {
 	return b, nil
 }
 
-// AttemptAt counts first attempts; other attempts are not counted here (a
-// retry was counted when AllowRetry granted it).
-func (b *RatioBudget) AttemptAt(now time.Time, first bool, _ Verdict) {
+// Attempt counts a first attempt, in the bucket of the latest time the
+// budget has seen; other attempts are not counted here (a retry was counted
+// when AllowRetryAt granted it). It takes no lock.
+func (b *RatioBudget) Attempt(first bool, _ Verdict) {
+	if first {
+		b.direct.Inc()
+	}
+}
+
+// AttemptAt is Attempt at now: the window first moves forward to now.
+func (b *RatioBudget) AttemptAt(now time.Time, first bool, v Verdict) {
 	if !first {
 		return
 	}
-	if !now.IsZero() {
-		b.tick(now)
-	}
-	b.direct.Inc()
+	b.tick(now)
+	b.Attempt(first, v)
 }
 
 // tick tells the budget the time without recording anything, moving its
@@ -253,7 +265,8 @@ func (b *RatioBudget) CountsAt(now time.Time) (firstAttempts, retries int64) {
 }
 
 // attach makes the budget read c, a Retry's count of successful first
-// attempts, which that Retry then does not report through Attempt.
+// attempts, which that Retry then does not report through Attempt or
+// AttemptAt.
 func (b *RatioBudget) attach(c *stripe.Counter) {
 	w := weak.Make(c)
 	b.mu.Lock()
@@ -388,9 +401,12 @@ func NewTokenBudget(cfg TokenBudgetConfig) (*TokenBudget, error) {
 	return t, nil
 }
 
-// AttemptAt takes a token for a retryable failure and returns TokenRatio of
+// AttemptAt is Attempt: the bucket does not depend on the time.
+func (t *TokenBudget) AttemptAt(_ time.Time, first bool, v Verdict) { t.Attempt(first, v) }
+
+// Attempt takes a token for a retryable failure and returns TokenRatio of
 // one for a success.
-func (t *TokenBudget) AttemptAt(_ time.Time, _ bool, v Verdict) {
+func (t *TokenBudget) Attempt(_ bool, v Verdict) {
 	switch v {
 	case Succeeded:
 		for {

@@ -234,7 +234,7 @@ func TestPropertyRatioBudgetMatchesModel(t *testing.T) {
 					m.first[m.at(now)]++
 				}
 			case 1: // a first attempt on the hot path, without the time
-				b.AttemptAt(time.Time{}, true, Succeeded)
+				b.Attempt(true, Succeeded)
 				if m.seen {
 					m.first[m.cur]++
 				} else {

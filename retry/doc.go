@@ -26,12 +26,17 @@
 // # Explicit time
 //
 // Every decision above is a method of Call, which takes the time as an
-// argument: Begin starts a call, Succeeded or Failed reports each attempt's
-// outcome (Failed returns the wait before the next attempt, or the error
-// that ends the call), and Canceled ends a call whose caller gave up during
-// a wait. Execute is a Call driven with the Clock's time and real waits; a
-// simulator or an event loop drives the same Call in virtual time, with a
-// seeded random source, and gets the executor's decisions exactly.
+// argument: BeginAt starts a call, SucceededAt or FailedAt reports each
+// attempt's outcome (FailedAt returns the wait before the next attempt, or
+// the error that ends the call), and CanceledAt ends a call whose caller
+// gave up during a wait. Execute is a Call driven with the Clock's time and
+// real waits; a simulator or an event loop drives the same Call in virtual
+// time, with a seeded random source, and gets the executor's decisions
+// exactly. Begin, Succeeded, Failed and Canceled are the same steps at the
+// time of Config.Clock: Succeeded and Canceled read it only when the call is
+// timed (SampleEvery), so an untimed success costs no clock read, and a
+// budget hears of it through Budget.Attempt, which files it with the latest
+// time the budget has seen.
 //
 // # Errors
 //

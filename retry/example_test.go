@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/retry"
+	"github.com/sluice-go/sluice/sluicetest"
 )
 
 // A flaky call is retried with exponential backoff until it succeeds; the
@@ -179,7 +180,7 @@ func ExampleParseRetryAfter() {
 }
 
 // A Call drives the policy in explicit time, as a simulator does: each
-// attempt's outcome is reported with the time it happened, and Failed
+// attempt's outcome is reported with the time it happened, and FailedAt
 // answers with the wait before the next attempt or the error that ends the
 // call. The decisions are Execute's own.
 func ExampleRetry_BeginAt() {
@@ -207,4 +208,31 @@ func ExampleRetry_BeginAt() {
 	// attempt 2 failed; retry in 2s
 	// attempt 3 ends the call: retry: gave up after 3 attempts: HTTP 503 Service Unavailable
 	// 1 call, 3 attempts, 1 exhausted
+}
+
+// Begin, Failed and Succeeded are the same steps at the time of the policy's
+// Clock, for a caller that runs its attempts itself (an event loop, a
+// request it cannot wrap in a function) on real or fake time.
+func ExampleRetry_Begin() {
+	clock := sluicetest.NewFakeClock(time.Time{})
+	r, _ := retry.New(retry.Config{
+		MaxAttempts: 3, Backoff: retry.Constant(time.Second), Jitter: retry.NoJitter,
+		Budget: retry.NoBudget{}, Clock: clock,
+	})
+	c := r.Begin(nil)
+	for _, err := range []error{&sluice.StatusError{Code: 503}, nil} {
+		clock.Advance(200 * time.Millisecond) // the attempt
+		if err == nil {
+			c.Succeeded()
+			break
+		}
+		wait, _ := c.Failed(context.Background(), err)
+		fmt.Println("attempt", c.Attempts(), "failed; retry in", wait)
+		clock.Advance(wait)
+	}
+	st := r.Stats()
+	fmt.Println(st.Successes, "success after", st.Attempts, "attempts, in", st.Duration.Sum, "s")
+	// Output:
+	// attempt 1 failed; retry in 1s
+	// 1 success after 2 attempts, in 1.4 s
 }

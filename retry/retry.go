@@ -183,28 +183,30 @@ func (r *Retry) recordOutcome(ok bool) {
 	r.ringMu.Unlock()
 }
 
-// Call is one call under a Retry, driven attempt by attempt in explicit
-// time: Begin starts it; after each attempt the caller reports the outcome
-// with Succeeded or Failed, which decides, at the time it is given, whether
-// to try again and after what wait; Canceled ends a call whose caller gave up
-// during that wait. Execute runs every call through a Call, so these are the
-// executor's own decisions, in its order; a simulator or an event loop uses
-// them to drive the policy in virtual time, with no goroutine or timer.
+// Call is one call under a Retry, driven attempt by attempt: BeginAt starts
+// it; after each attempt the caller reports the outcome with SucceededAt or
+// FailedAt, which decides, at the time it is given, whether to try again and
+// after what wait; CanceledAt ends a call whose caller gave up during that
+// wait. Execute runs every call through a Call, so these are the executor's
+// own decisions, in its order; a simulator or an event loop uses them to
+// drive the policy in virtual time, with no goroutine or timer. Begin,
+// Succeeded, Failed and Canceled are the same steps at the time of
+// Config.Clock, read only when the step needs it.
 //
 // A Call is a small value owned by one caller: keep it in one place (its
 // methods take a pointer) and do not use it from two goroutines at once. The
 // Retry it came from may serve other calls meanwhile. The zero Call is not
-// usable; Begin makes one.
+// usable; Begin or BeginAt makes one.
 type Call struct {
 	r       *Retry
 	s       *settings
 	rnd     *rand.Rand
-	start   time.Time     // the zero Time when neither MaxElapsed nor the histogram needs it
+	start   time.Time     // unset (and unread) when neither MaxElapsed nor the histogram needs it
 	prevRaw time.Duration // the backoff's raw delay before this retry, for Decorrelated
 	last    error         // the error of the attempt before a wait
 	weight  int64         // the call's weight in the duration histogram; 0: not timed
 	attempt int           // attempts made, the one under way included
-	waiting bool          // Failed returned a wait; the next outcome is of a new attempt
+	waiting bool          // FailedAt returned a wait; the next outcome is of a new attempt
 	done    bool
 }
 
@@ -215,12 +217,23 @@ type Call struct {
 // call. Every call driven this way is timed exactly (weight 1 in the
 // duration histogram), since its times cost nothing to read.
 func (r *Retry) BeginAt(now time.Time, rnd *rand.Rand) Call {
-	return Call{r: r, s: r.s.Load(), rnd: rnd, start: now, weight: 1, attempt: 1}
+	return r.begin(r.s.Load(), now, rnd)
+}
+
+// Begin is BeginAt at the time of Config.Clock. The call is timed exactly,
+// as with BeginAt, so its Succeeded and Canceled read the clock too.
+func (r *Retry) Begin(rnd *rand.Rand) Call {
+	s := r.s.Load()
+	return r.begin(s, s.now(), rnd)
+}
+
+func (r *Retry) begin(s *settings, now time.Time, rnd *rand.Rand) Call {
+	return Call{r: r, s: s, rnd: rnd, start: now, weight: 1, attempt: 1}
 }
 
 // Attempts returns the number of attempts the call has made, the one under
-// way included: 1 after Begin, and one more each time an outcome is reported
-// after a wait that Failed returned.
+// way included: 1 after BeginAt, and one more each time an outcome is
+// reported after a wait that FailedAt returned.
 func (c *Call) Attempts() int { return c.attempt }
 
 // next counts the attempt whose outcome is being reported, once per wait.
@@ -234,23 +247,36 @@ func (c *Call) next() {
 	}
 }
 
-// SucceededAt ends the call: its latest attempt succeeded at now. The zero
-// Time means the caller did not read the clock; the policy then reads its
-// Clock only if it needs the time. It panics if the call already ended.
+// SucceededAt ends the call: its latest attempt succeeded at now. It panics
+// if the call already ended.
 func (c *Call) SucceededAt(now time.Time) {
 	c.next()
 	s := c.s
-	if c.weight != 0 && now.IsZero() {
-		now = s.now()
-	}
 	// A RatioBudget learns of a first-attempt success from the stats
-	// counter that finish increments; other budgets are told.
+	// counter that end increments; other budgets are told.
 	if s.hotBudget != nil {
 		s.hotBudget.AttemptAt(now, c.attempt == 1, Succeeded)
-	} else if s.ratio != nil && !now.IsZero() {
+	} else if s.ratio != nil {
 		s.ratio.tick(now)
 	}
-	c.finish(true, now)
+	c.finishAt(true, now)
+}
+
+// Succeeded ends the call: its latest attempt succeeded just now. It reads
+// Config.Clock only when the call is timed (always for Begin and BeginAt;
+// for a sample of Execute's calls, Config.SampleEvery); otherwise the
+// budget files the success with the latest time it has seen, as on
+// Execute's hot path. It panics if the call already ended.
+func (c *Call) Succeeded() {
+	if c.weight != 0 {
+		c.SucceededAt(c.s.now())
+		return
+	}
+	c.next()
+	if b := c.s.hotBudget; b != nil {
+		b.Attempt(c.attempt == 1, Succeeded)
+	}
+	c.end(true)
 }
 
 // FailedAt reports that the latest attempt failed at now with err (non-nil;
@@ -260,7 +286,7 @@ func (c *Call) SucceededAt(now time.Time) {
 // idempotency mark (sluice.WithIdempotent); it is not waited on.
 //
 // With final nil the call goes on: wait, then make the next attempt and
-// report its outcome (or call Canceled if the caller gives up during the
+// report its outcome (or call CanceledAt if the caller gives up during the
 // wait). Otherwise the call has ended and final is its error: err itself
 // when the caller gave up or err is not retried, an *ExhaustedError when
 // attempts or Config.MaxElapsed run out, a *BudgetError when the budget
@@ -269,7 +295,7 @@ func (c *Call) SucceededAt(now time.Time) {
 // panics if the call already ended.
 func (c *Call) FailedAt(ctx context.Context, now time.Time, err error) (wait time.Duration, final error) {
 	if err == nil {
-		panic("retry: Call.Failed with a nil error")
+		panic("retry: Call.FailedAt with a nil error")
 	}
 	c.next()
 	s := c.s
@@ -277,24 +303,24 @@ func (c *Call) FailedAt(ctx context.Context, now time.Time, err error) (wait tim
 	if ctx.Err() != nil {
 		// The caller gave up: its error, not a retry decision.
 		s.budget.AttemptAt(now, first, NotRetryable)
-		c.finish(false, now)
+		c.finishAt(false, now)
 		return 0, err
 	}
 	if err != ErrUnwantedResult && !s.retryable(ctx, err) {
 		s.budget.AttemptAt(now, first, NotRetryable)
-		c.finish(false, now)
+		c.finishAt(false, now)
 		return 0, err
 	}
 	s.budget.AttemptAt(now, first, Retryable)
 	if !s.cfg.RetryNonIdempotent {
 		if idem, marked := sluice.Idempotent(ctx); marked && !idem {
-			c.finish(false, now)
+			c.finishAt(false, now)
 			return 0, err
 		}
 	}
 	if c.attempt >= s.cfg.MaxAttempts {
 		c.r.stats.exhausted.Add(1)
-		c.finish(false, now)
+		c.finishAt(false, now)
 		return 0, &ExhaustedError{Attempts: c.attempt, Last: err}
 	}
 
@@ -309,12 +335,12 @@ func (c *Call) FailedAt(ctx context.Context, now time.Time, err error) (wait tim
 	}
 	if s.cfg.MaxElapsed > 0 && now.Add(wait).Sub(c.start) > s.cfg.MaxElapsed {
 		c.r.stats.exhausted.Add(1)
-		c.finish(false, now)
+		c.finishAt(false, now)
 		return 0, &ExhaustedError{Attempts: c.attempt, OutOfTime: true, Last: err}
 	}
 	if ok, w := s.budget.AllowRetryAt(now); !ok {
 		c.r.stats.refused.Add(1)
-		c.finish(false, now)
+		c.finishAt(false, now)
 		return 0, &BudgetError{Attempts: c.attempt, Last: err, Wait: w}
 	}
 	if s.cfg.OnRetry != nil {
@@ -324,30 +350,58 @@ func (c *Call) FailedAt(ctx context.Context, now time.Time, err error) (wait tim
 	return wait, nil
 }
 
+// Failed is FailedAt at the time of Config.Clock.
+func (c *Call) Failed(ctx context.Context, err error) (wait time.Duration, final error) {
+	return c.FailedAt(ctx, c.s.now(), err)
+}
+
 // CanceledAt ends a call whose caller gave up at now, during a wait that
-// Failed returned, for cause (its context's cause, say). It returns the
+// FailedAt returned, for cause (its context's cause, say). It returns the
 // call's error, which matches cause under errors.Is and keeps the last
-// attempt's error reachable. The zero Time is allowed as in Succeeded. It
-// panics unless the call is in such a wait.
+// attempt's error reachable. It panics unless the call is in such a wait.
 func (c *Call) CanceledAt(now time.Time, cause error) error {
+	c.cancel()
+	c.finishAt(false, now)
+	return &canceledError{cause: cause, last: c.last}
+}
+
+// Canceled is CanceledAt just now: it reads Config.Clock only when the call
+// is timed, as Succeeded does.
+func (c *Call) Canceled(cause error) error {
+	c.cancel()
+	c.finish(false)
+	return &canceledError{cause: cause, last: c.last}
+}
+
+// cancel checks that the call is in a wait between attempts, and leaves it.
+func (c *Call) cancel() {
 	if c.done || !c.waiting {
 		panic("retry: Call.Canceled outside a wait between attempts")
 	}
 	c.waiting = false
-	c.finish(false, now)
-	return &canceledError{cause: cause, last: c.last}
 }
 
-// finish records the end of the call. now is the zero Time when the clock
-// was not read.
-func (c *Call) finish(ok bool, now time.Time) {
-	c.done = true
+// finish records the end of the call just now, reading the clock only if
+// the call is timed.
+func (c *Call) finish(ok bool) {
 	if c.weight != 0 {
-		if now.IsZero() {
-			now = c.s.now()
-		}
+		c.finishAt(ok, c.s.now())
+		return
+	}
+	c.end(ok)
+}
+
+// finishAt records the end of the call at now.
+func (c *Call) finishAt(ok bool, now time.Time) {
+	if c.weight != 0 {
 		c.r.stats.observe(now.Sub(c.start), c.weight)
 	}
+	c.end(ok)
+}
+
+// end counts the call as ended, with ok its success.
+func (c *Call) end(ok bool) {
+	c.done = true
 	c.r.stats.ended(ok, c.attempt)
 	if c.s.cfg.Adaptive {
 		c.r.recordOutcome(ok)
@@ -376,8 +430,8 @@ func (c *Call) checkPanic() {
 // (ErrExhausted) when attempts or time run out; a *BudgetError
 // (ErrBudgetExhausted, sluice.ErrRejected) when the budget refuses a retry;
 // and, when ctx ends during a wait, an error matching ctx's cause that also
-// wraps the last attempt's error. Each decision is a Call's (Failed), taken
-// at the time read from Config.Clock.
+// wraps the last attempt's error. Each decision is a Call's (Failed,
+// Succeeded, Canceled), taken at the time read from Config.Clock.
 func (r *Retry) Execute(ctx context.Context, next sluice.Next) error {
 	_, err := r.execute(ctx, next)
 	return err
@@ -412,7 +466,7 @@ func (r *Retry) execute(ctx context.Context, next sluice.Next) (int, error) {
 			r.stats.firstOK.Inc() // which a RatioBudget reads
 			return 1, nil
 		}
-		c.SucceededAt(time.Time{})
+		c.Succeeded()
 		return 1, nil
 	}
 	err = c.run(ctx, next, err)
@@ -426,11 +480,11 @@ func (c *Call) run(ctx context.Context, next sluice.Next, err error) error {
 	for {
 		if err == nil {
 			if s.cfg.RetryOnResult == nil {
-				c.SucceededAt(time.Time{})
+				c.Succeeded()
 				return nil
 			}
 			if res := next.Result(); res == nil || !s.cfg.RetryOnResult(res) {
-				c.SucceededAt(time.Time{})
+				c.Succeeded()
 				return nil
 			}
 			err = ErrUnwantedResult
@@ -440,7 +494,7 @@ func (c *Call) run(ctx context.Context, next sluice.Next, err error) error {
 			return final
 		}
 		if serr := sluice.Sleep(ctx, s.cfg.Clock, wait); serr != nil {
-			return c.CanceledAt(time.Time{}, serr)
+			return c.Canceled(serr)
 		}
 		err = runAttempt(ctx, next, s)
 	}
