@@ -319,7 +319,7 @@ func (b *Bulkhead) Update(cfg Config) error {
 	defer b.mu.Unlock()
 	b.apply(&c, prev)
 	b.p.drain() // stashed permits were taken under the old limit
-	b.dispatchLocked(time.Time{})
+	b.dispatchLocked()
 	return nil
 }
 
@@ -472,7 +472,7 @@ func (b *Bulkhead) joinLocked(maxQueue int) int {
 			}
 			return r
 		}
-		b.dispatchLocked(time.Time{}) // to those queued ahead, if any
+		b.dispatchLocked() // to those queued ahead, if any
 	}
 }
 
@@ -481,7 +481,7 @@ func (b *Bulkhead) joinLocked(maxQueue int) int {
 // since the depositor did not see the waiter.
 func (b *Bulkhead) settleLocked() {
 	if b.p.drain() > 0 {
-		b.dispatchLocked(time.Time{})
+		b.dispatchLocked()
 	}
 }
 
@@ -541,39 +541,58 @@ func (b *Bulkhead) leave(w *waiter, ctx context.Context) error {
 // put permits back in the word while callers wait.
 func (b *Bulkhead) wake() {
 	b.mu.Lock()
-	b.dispatchLocked(time.Time{})
+	b.dispatchLocked()
 	b.mu.Unlock()
 }
 
 // dispatchLocked hands free permits to waiters, head first: a goroutine is
-// woken, a ticket is filed for ReleaseAt or Granted to return. now, unless
-// zero, is the time of the release: a ticket whose wait ran out by then
-// gets no permit; it leaves the queue, rejected, for ExpireAt to report.
-func (b *Bulkhead) dispatchLocked(now time.Time) {
-	for b.head != nil {
-		w := b.head
-		if w.ch == nil && !now.IsZero() && w.expiredBy(now) {
+// woken, a ticket is filed for ReleaseAt or Granted to return. The permits
+// come with no time (a Release, an Update, a stash drained), so a ticket
+// still queued gets one whatever its deadline: only ExpireAt and
+// dispatchAtLocked, which are given the time, take expired tickets out.
+func (b *Bulkhead) dispatchLocked() {
+	for b.head != nil && b.grantHeadLocked() {
+	}
+}
+
+// dispatchAtLocked is dispatchLocked for a release at now: a ticket whose
+// wait ran out by then gets no permit; it leaves the queue, rejected, for
+// ExpireAt to report.
+func (b *Bulkhead) dispatchAtLocked(now time.Time) {
+	for w := b.head; w != nil; w = b.head {
+		if w.ch == nil && w.expiredBy(now) {
 			b.expireLocked(w)
 			continue
 		}
-		if !b.p.takeForWaiter() {
+		if !b.grantHeadLocked() {
 			return
 		}
-		b.head = w.next
-		if b.head == nil {
-			b.tail = nil
-		} else {
-			b.head.prev = nil
-		}
-		w.next = nil
-		w.granted = true
-		if w.ch == nil {
-			w.state = ticketGranted
-			b.granted = append(b.granted, Ticket{w})
-			continue
-		}
+	}
+}
+
+// grantHeadLocked hands a free permit, if there is one, to the waiter at
+// the head of the queue, which must not be empty, and reports whether it
+// did.
+func (b *Bulkhead) grantHeadLocked() bool {
+	if !b.p.takeForWaiter() {
+		return false
+	}
+	w := b.head
+	b.head = w.next
+	if b.head == nil {
+		b.tail = nil
+	} else {
+		b.head.prev = nil
+	}
+	w.next = nil
+	w.granted = true
+	if w.ch == nil {
+		w.state = ticketGranted
+		b.granted = append(b.granted, Ticket{w})
+	} else {
 		w.ch <- struct{}{} // buffered: never blocks
 	}
+	return true
 }
 
 // reject counts a rejection, tells the listener, and returns the error,

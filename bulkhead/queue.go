@@ -68,7 +68,7 @@ func (b *Bulkhead) EnqueueAt(now time.Time) (t Ticket, admitted bool, err error)
 func (b *Bulkhead) ReleaseAt(now time.Time) (granted []Ticket) {
 	if b.p.put() {
 		b.mu.Lock()
-		b.dispatchLocked(now)
+		b.dispatchAtLocked(now)
 		b.mu.Unlock()
 	}
 	return b.Granted()
