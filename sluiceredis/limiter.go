@@ -104,8 +104,22 @@ type LimiterConfig struct {
 	// one timeout per interval instead of one per call. If zero, 1s.
 	RetryInterval time.Duration
 
-	// Clock is what waits sleep on and what RetryInterval is measured by.
-	// If nil, the system clock. Decisions always use the server's TIME.
+	// Lease, if positive, makes each round trip also take up to Lease
+	// tokens beyond the caller's own (only those free at once), which
+	// later calls on this instance use without asking Redis, until
+	// LeaseTTL has passed; unused ones go back with the next round trip or
+	// Close. Fewer round trips, at the price of an error in the global
+	// bound of at most Lease tokens per instance (docs/redis.md). Only a
+	// bursty limit (Smooth false) can lease. Zero (the default) leases
+	// nothing.
+	Lease int
+
+	// LeaseTTL is how long leased tokens stay usable. If zero, 100ms.
+	LeaseTTL time.Duration
+
+	// Clock is what waits sleep on and what RetryInterval and LeaseTTL are
+	// measured by. If nil, the system clock. Decisions always use the
+	// server's TIME.
 	Clock sluice.Clock
 }
 
@@ -127,6 +141,8 @@ type Limiter struct {
 	burst    int64
 	smooth   string // "1" or "0"
 	local    *ratelimit.TokenBucket
+	batch    batcher
+	lease    *lease // nil without LimiterConfig.Lease
 
 	downUntil atomic.Int64 // UnixNano until which Redis is not tried; 0 = shared mode
 	lastErr   atomic.Pointer[error]
@@ -138,6 +154,7 @@ var _ ratelimit.Limiter = (*Limiter)(nil)
 const (
 	DefaultTimeout       = 50 * time.Millisecond
 	DefaultRetryInterval = time.Second
+	DefaultLeaseTTL      = 100 * time.Millisecond
 )
 
 // NewLimiter returns a Limiter for cfg, or an error naming the first field
@@ -158,6 +175,15 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 		return nil, fmt.Errorf("sluiceredis: LimiterConfig.FallbackShare must be in (0, 1], got %v", cfg.FallbackShare)
 	case cfg.OnFailure < FailError || cfg.OnFailure > FailClosed:
 		return nil, fmt.Errorf("sluiceredis: unknown LimiterConfig.OnFailure %v", cfg.OnFailure)
+	case cfg.Lease < 0:
+		return nil, fmt.Errorf("sluiceredis: LimiterConfig.Lease must be >= 0, got %d", cfg.Lease)
+	case cfg.LeaseTTL < 0:
+		return nil, fmt.Errorf("sluiceredis: LimiterConfig.LeaseTTL must be >= 0, got %v", cfg.LeaseTTL)
+	case cfg.Lease > 0 && cfg.Smooth:
+		return nil, errors.New("sluiceredis: LimiterConfig.Lease needs a bursty limit (Smooth false): a smooth one spaces every call")
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
@@ -184,8 +210,12 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 		burst:  int64(rc.Burst),
 		smooth: "0",
 	}
+	l.batch.l = l
 	if cfg.Smooth {
 		l.smooth = "1"
+	}
+	if cfg.Lease > 0 && rc.Rate != 0 {
+		l.lease = &lease{size: cfg.Lease, ttl: cfg.LeaseTTL}
 	}
 	if rc.Rate != 0 {
 		l.interval = int64(math.Round(float64(rc.Per) / rc.Rate))
@@ -224,11 +254,14 @@ func (l *Limiter) LastError() error {
 
 // takeScript decides a request. KEYS[1] is the TAT key; ARGV are the
 // interval in µs, the burst, n, the longest acceptable wait in µs (negative:
-// no bound) and "1" for smooth. It replies {1, wait µs, TAT', base} when it
-// took the tokens (TAT' and base as exact decimal strings, for a later
-// give-back) and {0, retry-after µs} when it did not. Times are in µs of
-// the server's clock; 1e-3 µs of slack absorbs the rounding of fractional
-// intervals.
+// no bound), "1" for smooth, the lease tokens asked for beyond n and the
+// unused lease tokens handed back first (the last two are 0 without a
+// lease, and only a bursty limit leases). It replies {1, wait µs, TAT',
+// base, lease} when it took the tokens (TAT' and base as exact decimal
+// strings for a later give-back, empty when there is no wait; lease is how
+// many tokens beyond n it granted, only when there is no wait) and {0, retry-after µs} when it did
+// not. Times are in µs of the server's clock; 1e-3 µs of slack absorbs the
+// rounding of fractional intervals.
 var takeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -237,8 +270,16 @@ local burst = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local maxwait = tonumber(ARGV[4])
 local smooth = ARGV[5] == '1'
+local ask = tonumber(ARGV[6])
+local ret = tonumber(ARGV[7])
 local limit = burst * iv
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local put = false
+if ret > 0 and tat > now then
+  tat = tat - ret * iv
+  if tat < now then tat = now end
+  put = true
+end
 local base = tat
 if base < now then base = now end
 local newtat = base + n * iv
@@ -253,8 +294,24 @@ else
 end
 if maxwait >= 0 and wait > maxwait then ok = false end
 if ok then
-  redis.call('SET', KEYS[1], string.format('%.17g', newtat), 'PX', math.ceil((newtat - now) / 1000) + 1)
-  return {1, math.ceil(wait), string.format('%.17g', newtat), string.format('%.17g', base)}
+  local extra = 0
+  if ask > 0 and wait == 0 then
+    extra = math.floor((now + limit - newtat) / iv + 0.001)
+    if extra > ask then extra = ask end
+    if extra < 0 then extra = 0 end
+    newtat = newtat + extra * iv
+  end
+  local s = string.format('%.17g', newtat)
+  redis.call('SET', KEYS[1], s, 'PX', math.ceil((newtat - now) / 1000) + 1)
+  if wait == 0 then return {1, 0, '', '', extra} end
+  return {1, math.ceil(wait), s, string.format('%.17g', base), extra}
+end
+if put then
+  if tat <= now then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
 end
 local d = tat - now
 if not smooth then d = d - (burst - n) * iv end
@@ -302,6 +359,9 @@ func (l *Limiter) Take(ctx context.Context, n int) (ratelimit.Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return ratelimit.Decision{}, context.Cause(ctx)
 	}
+	if l.lease != nil && l.lease.takeAt(l.clock.Now(), n) {
+		return ratelimit.Decision{Allowed: true}, nil
+	}
 	if l.Degraded() {
 		return l.fallback(ctx, n, l.LastError())
 	}
@@ -320,9 +380,18 @@ func (l *Limiter) Take(ctx context.Context, n int) (ratelimit.Decision, error) {
 	if bound >= 0 {
 		boundArg = bound / 1e3 // µs, rounded down: never waits past the bound
 	}
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
-	res, err := takeScript.Run(rctx, l.client, l.keys, l.ivArg, l.burst, n, boundArg, l.smooth).Slice()
-	cancel()
+	r := &request{n: n, bound: boundArg}
+	if l.lease != nil {
+		r.extra, r.ret = l.lease.planAt(l.clock.Now())
+	}
+	res, err := l.batch.do(ctx, r, l.cfg.Timeout)
+	if l.lease != nil && (r.extra > 0 || r.ret > 0) {
+		granted := int64(0)
+		if err == nil && len(res) > 4 {
+			granted, _ = res[4].(int64)
+		}
+		l.lease.refilledAt(l.clock.Now(), r.extra > 0, int(granted))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ratelimit.Decision{}, context.Cause(ctx)

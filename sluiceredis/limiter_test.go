@@ -331,6 +331,9 @@ func TestNewLimiterValidates(t *testing.T) {
 		{Client: c, Key: "k", RetryInterval: -1},
 		{Client: c, Key: "k", FallbackShare: 1.5},
 		{Client: c, Key: "k", OnFailure: 7},
+		{Client: c, Key: "k", Rate: 1, Lease: -1},
+		{Client: c, Key: "k", Rate: 1, Lease: 2, LeaseTTL: -1},
+		{Client: c, Key: "k", Rate: 1, Lease: 2, Smooth: true},
 	} {
 		if _, err := sluiceredis.NewLimiter(cfg); err == nil {
 			t.Errorf("case %d: NewLimiter(%+v) accepted", i, cfg)
@@ -340,7 +343,7 @@ func TestNewLimiterValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Config(); got.Burst != 7 || got.Per != time.Second || got.Timeout != sluiceredis.DefaultTimeout || got.FallbackShare != 1 {
+	if got := l.Config(); got.Burst != 7 || got.Per != time.Second || got.Timeout != sluiceredis.DefaultTimeout || got.FallbackShare != 1 || got.LeaseTTL != sluiceredis.DefaultLeaseTTL {
 		t.Fatalf("defaults = %+v", got)
 	}
 	if sluiceredis.LimiterKey("r", "") != "sluice:{r}:rl" || sluiceredis.LimiterKey("r", "t") != "sluice:{r}:rl:t" {
