@@ -257,7 +257,7 @@ func TestAdaptiveReleaseSample(t *testing.T) {
 			t.Fatalf("after Update: %+v", st)
 		}
 	})
-	// Under other isolations ReleaseSample is Release.
+	// Under other isolations ReleaseSampleAt is Release.
 	b := mustNew(t, Config{MaxConcurrent: 1})
 	mustAcquire(t, b)
 	b.ReleaseSampleAt(t0, time.Hour, true)

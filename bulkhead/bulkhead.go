@@ -325,7 +325,7 @@ func (b *Bulkhead) Update(cfg Config) error {
 
 // TryAcquire takes a permit if one is free now and nobody is queued ahead,
 // without waiting. On success the caller must call Release (or
-// ReleaseSample) exactly once. A false result counts as a rejection in
+// ReleaseSampleAt) exactly once. A false result counts as a rejection in
 // Stats and is reported to OnReject.
 func (b *Bulkhead) TryAcquire() bool {
 	if b.p.tryAcquire(b.p.hint()) {
@@ -337,7 +337,7 @@ func (b *Bulkhead) TryAcquire() bool {
 
 // Acquire takes a permit, queueing for at most MaxWait, and never past ctx,
 // when none is free. It returns nil with a permit that the caller must
-// Release (or ReleaseSample) exactly once; a *FullError when the queue is
+// Release (or ReleaseSampleAt) exactly once; a *FullError when the queue is
 // full or the wait ran out; or context.Cause(ctx) when ctx was done first,
 // holding no permit.
 func (b *Bulkhead) Acquire(ctx context.Context) error {
@@ -460,7 +460,7 @@ func (b *Bulkhead) acquireSlow(ctx context.Context) error {
 	}
 }
 
-// joinLocked is the way into the queue, for Acquire and Enqueue alike: it
+// joinLocked is the way into the queue, for Acquire and EnqueueAt alike: it
 // takes a permit if one is free and nobody waits, else counts the caller
 // among the waiters, unless maxQueue are waiting already (see permits.join).
 func (b *Bulkhead) joinLocked(maxQueue int) int {

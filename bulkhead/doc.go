@@ -24,7 +24,7 @@
 // # Explicit time
 //
 // A caller that waits in virtual time rather than on a goroutine (a
-// simulator, an event loop) queues with Enqueue(now), which takes a permit,
+// simulator, an event loop) queues with EnqueueAt(now), which takes a permit,
 // a Ticket or a rejection; ReleaseAt(now) returns a permit and the tickets
 // it lets in; ExpireAt(now) turns away the tickets whose MaxWait has run
 // out; Cancel withdraws one whose caller gave up. Tickets wait in the same

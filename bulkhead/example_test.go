@@ -134,7 +134,7 @@ func ExampleBulkhead_Update() {
 }
 
 // The explicit-time queue, for a caller that waits in virtual time instead
-// of blocking a goroutine: Enqueue takes a permit or a place in line,
+// of blocking a goroutine: EnqueueAt takes a permit or a place in line,
 // ReleaseAt hands freed permits to tickets in FIFO order, and ExpireAt
 // turns away those whose MaxWait has run out.
 func ExampleBulkhead_EnqueueAt() {

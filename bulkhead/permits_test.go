@@ -152,7 +152,7 @@ func TestStripedDepositWhileJoining(t *testing.T) {
 	})
 }
 
-// TestStripedEnqueueTakesStashedPermit: a ticket whose Enqueue raced with a
+// TestStripedEnqueueTakesStashedPermit: a ticket whose EnqueueAt raced with a
 // stash deposit is admitted at once.
 func TestStripedEnqueueTakesStashedPermit(t *testing.T) {
 	const limit = stripeMin
@@ -164,7 +164,7 @@ func TestStripedEnqueueTakesStashedPermit(t *testing.T) {
 	}
 	tk, admitted, err := b.EnqueueAt(time.Unix(0, 0))
 	if err != nil || !admitted || tk != (Ticket{}) {
-		t.Fatalf("Enqueue = %v, %v, %v; want admitted", tk, admitted, err)
+		t.Fatalf("EnqueueAt = %v, %v, %v; want admitted", tk, admitted, err)
 	}
 	if g := b.Granted(); len(g) != 0 {
 		t.Fatalf("Granted %d tickets, want 0", len(g))

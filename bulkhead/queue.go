@@ -2,7 +2,7 @@ package bulkhead
 
 import "time"
 
-// Ticket is a place in a Bulkhead's queue, taken with Enqueue by a caller
+// Ticket is a place in a Bulkhead's queue, taken with EnqueueAt by a caller
 // that waits in explicit time (a simulator, an event loop) rather than
 // blocking a goroutine in Acquire. Tickets wait in the same FIFO queue as
 // blocked callers, under the same MaxQueue, and are granted permits in the
@@ -76,7 +76,7 @@ func (b *Bulkhead) ReleaseAt(now time.Time) (granted []Ticket) {
 
 // Granted returns the tickets handed a permit since the last ReleaseAt or
 // Granted, in queue order, for a caller that frees permits some other way
-// (ReleaseSample, Update). Each owner holds a permit and must Release it.
+// (ReleaseSampleAt, Update). Each owner holds a permit and must Release it.
 func (b *Bulkhead) Granted() []Ticket {
 	b.mu.Lock()
 	g := b.granted
@@ -92,7 +92,7 @@ func (b *Bulkhead) Granted() []Ticket {
 // and returns them in queue order, with the *FullError (reason WaitExpired)
 // each is rejected with; err is nil when there are none. They count as
 // rejections in Stats and are passed to OnReject. Call it when a ticket's
-// wait is due (its Enqueue time plus MaxWait); a ticket never expires
+// wait is due (its EnqueueAt time plus MaxWait); a ticket never expires
 // otherwise, except that ReleaseAt passes over it.
 func (b *Bulkhead) ExpireAt(now time.Time) (expired []Ticket, err error) {
 	b.mu.Lock()

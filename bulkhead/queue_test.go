@@ -172,7 +172,7 @@ func (m *tkModel) dispatch(now time.Duration) {
 }
 
 // The explicit-time queue against a model, mixed with blocked callers:
-// random Enqueue, Acquire, TryAcquire, Release, ReleaseAt, Granted,
+// random EnqueueAt, Acquire, TryAcquire, Release, ReleaseAt, Granted,
 // ExpireAt, Cancel, context cancellation and limit changes, with the queue,
 // the permits in use, the fate of every waiter and the counts compared after
 // every step.
