@@ -7,7 +7,7 @@
 //
 // A Message belongs to a named queue (usually a route or target) and is
 // ready or parked. A ready message is due for replay at its NextReplay time.
-// The Replayer of a queue claims due messages (Store.Claim, which leases them
+// The Replayer of a queue claims due messages (Store.ClaimAt, which leases them
 // so no other replayer takes them), runs each through a Handler, and then:
 //
 //   - on success, deletes it (the acknowledgement; never before, so delivery

@@ -544,7 +544,7 @@ func (r *Replayer) Replay(ctx context.Context, f Filter) (ReplayResult, error) {
 }
 
 // replay calls the handler on m and records the outcome in the store.
-// claimed says whether m was taken by Claim, whose lease is handed back if
+// claimed says whether m was taken by ClaimAt, whose lease is handed back if
 // the replay does not count. A panic in the handler is recorded as a failed
 // replay and then re-raised.
 func (r *Replayer) replay(ctx context.Context, m Message, claimed bool) (outcome Outcome, err error) {

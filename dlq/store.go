@@ -32,7 +32,7 @@ type Store interface {
 	// or an operator's discard. It returns ErrNotFound if there is none.
 	Delete(ctx context.Context, id ID) error
 
-	// Park sets a message aside (StateParked) so that Claim no longer
+	// Park sets a message aside (StateParked) so that ClaimAt no longer
 	// returns it. Parking a parked message does nothing.
 	Park(ctx context.Context, id ID) error
 

@@ -49,7 +49,7 @@ func (t DLQThresholds) CheckAt(now time.Time, q dlq.QueueStats) []Alert {
 	return out
 }
 
-// CheckAllAt runs Check on every queue, in order.
+// CheckAllAt runs CheckAt on every queue, in order.
 func (t DLQThresholds) CheckAllAt(now time.Time, qs []dlq.QueueStats) []Alert {
 	var out []Alert
 	for _, q := range qs {

@@ -32,7 +32,7 @@ type StoreOptions struct {
 	Prefix string
 
 	// Clock stamps IDs and the default times of Put. If nil, the system
-	// clock. Claim and the Replayer pass their own now.
+	// clock. ClaimAt and the Replayer pass their own now.
 	Clock sluice.Clock
 
 	// Timeout bounds each round trip to Redis. If zero, 2s.
@@ -54,13 +54,13 @@ const DefaultPrefix = "sluice:{dlq}"
 
 // Store is a dlq.Store on Redis, shared by every instance that uses the same
 // client target and prefix: any of them can put, list, replay or purge, and
-// Claim's lease hands each due message to exactly one claimer at a time, so
+// ClaimAt's lease hands each due message to exactly one claimer at a time, so
 // a fleet of Replayers replays each message once (at least once if one dies
 // mid-replay: the message comes back when the lease ends).
 //
 // Each message is a hash; sorted sets index it by ID (all, per state, per
 // queue, per queue and state) and, while it is ready, by due time and ID in
-// a per-queue due set, whose first members are what Claim takes. Every
+// a per-queue due set, whose first members are what ClaimAt takes. Every
 // method is one Lua script or command, atomic on the server, so concurrent
 // instances never see half an update; a write returns once Redis has
 // answered, which is durable as far as the server's appendfsync setting

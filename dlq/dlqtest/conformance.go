@@ -427,7 +427,7 @@ func testClaim(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 	put(t, s, dlq.Message{Queue: "other", NextReplay: now.Add(-2 * time.Hour)})
 
 	if ms, err := s.ClaimAt(bg, "q", now, time.Minute, 0); err != nil || len(ms) != 0 {
-		t.Fatalf("Claim(limit 0) = %v, %v", ids(ms), err)
+		t.Fatalf("ClaimAt(limit 0) = %v, %v", ids(ms), err)
 	}
 	lease := 5 * time.Minute
 	ms, err := s.ClaimAt(bg, "q", now, lease, 3)
@@ -782,7 +782,7 @@ func testModel(t *testing.T, s dlq.Store, clock *sluicetest.FakeClock) {
 				id, mid := pickID(rt)
 				at := offset(rt, "at")
 				sameErr("Reschedule", s.Reschedule(bg, id, at), ref.Reschedule(bg, mid, at))
-			case 7: // Claim
+			case 7: // ClaimAt
 				queue := rapid.SampledFrom(queues).Draw(rt, "queue")
 				lease := time.Duration(rapid.IntRange(0, 3).Draw(rt, "lease")) * time.Minute
 				n := rapid.IntRange(0, 3).Draw(rt, "max")
