@@ -259,7 +259,7 @@ func TestReserveBursty(t *testing.T) {
 		rs = append(rs, r)
 	}
 	if r := l.ReserveAt(t0, 3); r.OK() || r.Delay() != time.Duration(math.MaxInt64) {
-		t.Errorf("Reserve(3) with Burst 2: OK %v Delay %v, want never", r.OK(), r.Delay())
+		t.Errorf("ReserveAt(3) with Burst 2: OK %v Delay %v, want never", r.OK(), r.Delay())
 	}
 	// The last reservation is undone exactly.
 	rs[4].CancelAt(t0)
@@ -281,7 +281,7 @@ func TestReserveBursty(t *testing.T) {
 		t.Errorf("after a late Cancel, Delay = %v, want 200ms", r.Delay())
 	}
 	if s := l.Stats(); s.Allowed != 0 || s.Rejected != 0 {
-		t.Errorf("Reserve was counted in Stats: %+v", s)
+		t.Errorf("ReserveAt was counted in Stats: %+v", s)
 	}
 }
 
@@ -444,7 +444,7 @@ func TestNoAllocations(t *testing.T) {
 		{"Do", func() { _ = pipelineOf(ok).Do(ctx, fn) }},
 		{"Do with MaxWait", func() { _ = pipelineOf(okWait).Do(ctx, fn) }},
 		{"Do refused", func() { _ = pipelineOf(full).Do(ctx, fn) }},
-		{"Reserve", func() { ok.ReserveAt(time.Now(), 1) }},
+		{"ReserveAt", func() { ok.ReserveAt(time.Now(), 1) }},
 	} {
 		if n := testing.AllocsPerRun(200, tc.f); n != 0 {
 			t.Errorf("%s: %v allocations, want 0", tc.name, n)

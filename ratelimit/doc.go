@@ -5,7 +5,7 @@
 // A TokenBucket is the in-process limiter. It is a sluice.Policy, so it sits in
 // a pipeline, and it has the decision methods a caller uses directly: Allow
 // and AllowAt (take a token now or say no), Wait (take a token, sleeping until
-// it is there), Reserve (take tokens for a later time, with Cancel to give
+// it is there), ReserveAt (take tokens for a later time, with Cancel to give
 // them back). Limiter is the narrow interface shared with the Redis-backed
 // limiter that enforces one limit across many instances.
 //

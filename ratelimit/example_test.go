@@ -72,7 +72,7 @@ func ExampleTokenBucket_Execute() {
 	// 1 allowed, 1 rejected
 }
 
-// Reserve takes tokens for later and says how long to wait; Cancel gives
+// ReserveAt takes tokens for later and says how long to wait; Cancel gives
 // them back if the caller changes its mind.
 func ExampleTokenBucket_ReserveAt() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

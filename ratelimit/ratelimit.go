@@ -175,7 +175,7 @@ const (
 
 // TokenBucket is an in-process token-bucket rate limiter, kept as GCRA on
 // one atomic word (see the package comment). Most callers want Execute (as a
-// pipeline policy) or Allow; Wait sleeps for a token; Reserve and AllowAt
+// pipeline policy) or Allow; Wait sleeps for a token; ReserveAt and AllowAt
 // take the time as an argument for callers and tests that drive their own
 // time. All methods are safe for concurrent use. The zero TokenBucket is
 // not usable: create one with New.

@@ -2,9 +2,9 @@ package ratelimit
 
 import "time"
 
-// Reservation is a claim on tokens made by Reserve: the caller may act
+// Reservation is a claim on tokens made by ReserveAt: the caller may act
 // after Delay, or give the tokens back with Cancel if it will not act after
-// all. It is a small value; Reserve allocates nothing.
+// all. It is a small value; ReserveAt allocates nothing.
 type Reservation struct {
 	l        *TokenBucket
 	p        *params // the configuration it was made under

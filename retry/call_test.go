@@ -29,7 +29,7 @@ func TestCallSteps(t *testing.T) {
 	type step struct {
 		at        time.Duration // since t0, when the attempt's outcome is reported
 		err       error         // nil: it succeeded
-		wait      time.Duration // the wait Failed returns
+		wait      time.Duration // the wait FailedAt returns
 		final     error         // the error the call ends with (matched with errors.Is); nil: goes on
 		attempts  int
 		exhausted bool
@@ -106,26 +106,26 @@ func TestCallSteps(t *testing.T) {
 	}
 }
 
-// Begin, Failed and Canceled: a caller that gives up during the wait ends
+// BeginAt, FailedAt and CanceledAt: a caller that gives up during the wait ends
 // the call with an error that matches its cause and the last failure.
 func TestCallCanceledDuringWait(t *testing.T) {
 	r := mustNew(t, Config{Backoff: Constant(time.Second), Budget: NoBudget{}})
 	c := r.BeginAt(t0, nil)
 	if _, final := c.FailedAt(context.Background(), t0, errFlaky); final != nil {
-		t.Fatalf("Failed = %v, want a retry", final)
+		t.Fatalf("FailedAt = %v, want a retry", final)
 	}
 	cause := errors.New("caller left")
 	err := c.CanceledAt(t0.Add(500*time.Millisecond), cause)
 	if !errors.Is(err, cause) || !errors.Is(err, errFlaky) {
-		t.Errorf("Canceled = %v, want one matching the cause and the last error", err)
+		t.Errorf("CanceledAt = %v, want one matching the cause and the last error", err)
 	}
 	if st := r.Stats(); st.Calls != 1 || st.Failures != 1 || st.Attempts != 1 {
 		t.Errorf("stats %+v, want one failed call of one attempt", st)
 	}
 	for name, f := range map[string]func(){
-		"Succeeded after the end": func() { c.SucceededAt(t0) },
-		"Canceled after the end":  func() { _ = c.CanceledAt(t0, cause) },
-		"Failed with nil":         func() { c2 := r.BeginAt(t0, nil); _, _ = c2.FailedAt(context.Background(), t0, nil) },
+		"SucceededAt after the end": func() { c.SucceededAt(t0) },
+		"CanceledAt after the end":  func() { _ = c.CanceledAt(t0, cause) },
+		"FailedAt with nil":         func() { c2 := r.BeginAt(t0, nil); _, _ = c2.FailedAt(context.Background(), t0, nil) },
 	} {
 		func() {
 			defer func() {
@@ -162,7 +162,7 @@ func TestCallRetryAfterSeeded(t *testing.T) {
 		c := r.BeginAt(t0, rand.New(rand.NewPCG(seed, 1)))
 		w, final := c.FailedAt(context.Background(), t0, &sluice.StatusError{Code: 503, RetryAfterHint: hint})
 		if final != nil {
-			t.Fatalf("Failed = %v, want a retry", final)
+			t.Fatalf("FailedAt = %v, want a retry", final)
 		}
 		return w
 	}
@@ -307,7 +307,7 @@ func TestRetryAfterCappedByMaxDelayNotBase(t *testing.T) {
 			c := r.BeginAt(t0, rand.New(rand.NewPCG(1, 2)))
 			wait, final := c.FailedAt(context.Background(), t0, tc.err)
 			if final != nil {
-				t.Fatalf("Failed ended the call: %v", final)
+				t.Fatalf("FailedAt ended the call: %v", final)
 			}
 			if wait < tc.lo || wait > tc.hi {
 				t.Errorf("waited %v for the server's Retry-After, want within [%v, %v]", wait, tc.lo, tc.hi)

@@ -27,14 +27,14 @@
 // The decisions are the policy packages' own, taken by their state
 // machines through their explicit-time forms at the virtual time of each
 // event; the simulator keeps no copy of their logic. Each call is a
-// retry.Call (Begin, then Succeeded or Failed after each attempt, Canceled
-// when the caller's deadline ends a wait), the same object
+// retry.Call (BeginAt, then SucceededAt or FailedAt after each attempt,
+// CanceledAt when the caller's deadline ends a wait), the same object
 // retry.(*Retry).Execute drives, with the client's seeded jitter stream;
-// the breaker admits with Allow and is told Permit.Done with the outcome
-// its Outcome method judges, the function its Execute counts with; the
-// bulkhead queues attempts with its explicit-time queue (Enqueue,
+// the breaker admits with AllowAt and is told Permit.DoneAt with the
+// outcome its Outcome method judges, the function its Execute counts with;
+// the bulkhead queues attempts with its explicit-time queue (EnqueueAt,
 // ReleaseAt, ExpireAt, Cancel), the queue its blocked callers wait in; the
-// rate limiter answers AllowAt and Reserve. flow.go is the glue: the order
+// rate limiter answers AllowAt and ReserveAt. flow.go is the glue: the order
 // of sluicehttp's Transport and the event scheduling.
 //
 // # Scenarios

@@ -24,7 +24,7 @@ import (
 
 // The errors of the model. A rejection the sim decides on behalf of a
 // package whose explicit-time API returns no error value (the rate
-// limiter's AllowAt and Reserve) matches that package's sentinel and
+// limiter's AllowAt and ReserveAt) matches that package's sentinel and
 // sluice.ErrRejected, as the package's own would.
 var (
 	errUnavailable  = &sluice.StatusError{Code: 503}
