@@ -76,7 +76,7 @@ func TestTwoRegistriesShareNothing(t *testing.T) {
 }
 
 func TestSetBreakerKeepsOpenState(t *testing.T) {
-	r, clk := newRegistry(t)
+	r, _ := newRegistry(t)
 	b, err := r.SetBreaker("up", breaker.Config{FailureThreshold: 1, OpenFor: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestSetBreakerKeepsOpenState(t *testing.T) {
 	if b2 != b {
 		t.Fatal("SetBreaker replaced the running breaker")
 	}
-	if st := b.StateAt(clk.Now()); st != breaker.StateForcedOpen {
+	if st := b.State(); st != breaker.StateForcedOpen {
 		t.Fatalf("state after update = %v, want %v", st, breaker.StateForcedOpen)
 	}
 	if got := b.Config().FailureThreshold; got != 5 {
@@ -164,7 +164,7 @@ func TestKeyedIdleTTLAndEvictable(t *testing.T) {
 		MaxKeys: 100,
 		IdleTTL: time.Minute,
 		Evictable: func(_ string, v any) bool {
-			return v.(*breaker.Breaker).StateAt(clk.Now()) == breaker.StateClosed
+			return v.(*breaker.Breaker).State() == breaker.StateClosed
 		},
 	})
 	if err != nil {

@@ -267,13 +267,9 @@ func (t *Transport) ownBreakers(cfg Config) (*registry.Keyed[*breaker.Breaker], 
 	}
 	hosts := cfg.Hosts
 	if hosts.Evictable == nil {
-		clock := sluice.ClockOr(tmpl.Clock)
-		if tmpl.Clock == nil {
-			clock = sluice.ClockOr(reg.Clock()) // the clock the registry gives its breakers
-		}
 		hosts.Evictable = func(_ string, v any) bool {
 			b, ok := v.(*breaker.Breaker)
-			return !ok || b.StateAt(clock.Now()) == breaker.StateClosed
+			return !ok || b.State() == breaker.StateClosed // on the breaker's own clock
 		}
 	}
 	fam, err := reg.KeyedBreakers(cfg.Name, tmpl, hosts)

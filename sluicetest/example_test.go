@@ -24,12 +24,12 @@ func ExampleFakeClock() {
 		_ = p.Do(context.Background(), func(context.Context) error { return down })
 	}
 	err := p.Do(context.Background(), func(context.Context) error { return nil })
-	fmt.Println(br.StateAt(clock.Now()), errors.Is(err, breaker.ErrOpen))
+	fmt.Println(br.State(), errors.Is(err, breaker.ErrOpen))
 
 	clock.Advance(30 * time.Second)
-	fmt.Println(br.StateAt(clock.Now()))
+	fmt.Println(br.State())
 	_ = p.Do(context.Background(), func(context.Context) error { return nil })
-	fmt.Println(br.StateAt(clock.Now()))
+	fmt.Println(br.State())
 	// Output:
 	// open true
 	// half-open
