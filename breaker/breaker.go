@@ -81,10 +81,10 @@ const (
 // so State and Stats are right without traffic, and the listener fires at
 // that moment with the time the change was due. In addition, with the
 // system clock, the methods that read the clock themselves (Execute, Allow,
-// Done, State, Stats, the manual methods) arm a runtime timer for the next change (no goroutine
-// waits on it), so the breaker turns half-open and OnStateChange fires on
-// time even without traffic, and a rejection need not read the clock. Close
-// stops the timer.
+// Done, State, Stats, the manual methods) arm a runtime timer for the next
+// change (no goroutine waits on it), so the breaker turns half-open and
+// OnStateChange fires on time even without traffic, and a rejection need
+// not read the clock. Close stops the timer.
 type Breaker struct {
 	_    [64]byte // keep the read-mostly line below away from other objects
 	word atomic.Uint64
