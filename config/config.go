@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -82,26 +81,6 @@ type Server struct {
 	// connection over the cap waits to be accepted until another closes.
 	// Zero means no cap.
 	MaxConnections int `yaml:"max_connections,omitempty"`
-}
-
-// Storage configures durable state.
-type Storage struct {
-	// DLQ is the dead-letter queue's store as a URL: bolt://PATH for an
-	// embedded bbolt file (relative paths are relative to the working
-	// directory), or redis://[USER:PASSWORD@]HOST:PORT[/DB] (rediss:// for
-	// TLS) for a Redis server shared by many instances.
-	DLQ string `yaml:"dlq"`
-}
-
-// DLQTarget splits DLQ into its scheme ("bolt", "redis" or "rediss") and
-// what the store needs to open it: the file path for bolt, the whole URL for
-// Redis (the form go-redis's ParseURL reads).
-func (s Storage) DLQTarget() (scheme, target string) {
-	scheme, rest, _ := strings.Cut(s.DLQ, "://")
-	if scheme == "bolt" {
-		return scheme, rest
-	}
-	return scheme, s.DLQ
 }
 
 // Log configures the process log.
@@ -229,6 +208,11 @@ type RateLimit struct {
 	Burst   int           `yaml:"burst,omitempty"`    // if zero, the ratelimit package's default
 	Smooth  bool          `yaml:"smooth,omitempty"`   // spread tokens evenly, no bursts
 	MaxWait time.Duration `yaml:"max_wait,omitempty"` // wait for a token at most this long
+	// Key splits the limit per client: "header:NAME" gives each value of
+	// the request header NAME (an API key, a tenant) a limit of its own,
+	// "client_ip" each client address. Requests without the header share
+	// one limit. If empty, one limit for the route.
+	Key string `yaml:"key,omitempty"`
 }
 
 // OnExhausted says what a route does with a request when every upstream and

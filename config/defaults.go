@@ -54,7 +54,7 @@ func defaultConfig() Config {
 	return Config{
 		Listen:  DefaultListen,
 		Admin:   Admin{Listen: DefaultAdminListen},
-		Storage: Storage{DLQ: DefaultDLQ},
+		Storage: Storage{DLQ: Backend{URL: DefaultDLQ}},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Server: Server{
 			ReadHeaderTimeout: DefaultReadHeaderTimeout,

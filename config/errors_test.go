@@ -190,7 +190,7 @@ admin: {listen: "127.0.0.1:99999"}
 			`sluice.yaml:1:9: listen: the proxy and the admin server cannot both listen on 127.0.0.1:9901`,
 		}},
 		{"storage", "storage: {dlq: 'postgres://x'}\n" + route, []string{
-			`sluice.yaml:1:16: storage.dlq: unsupported storage URL "postgres://x" (want bolt://PATH or redis://HOST:PORT/DB)`,
+			`sluice.yaml:1:16: storage.dlq: unsupported storage URL "postgres://x" (want bolt://PATH or a Redis URL: redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://… (TLS), redis-sentinel://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/MASTER[/DB], redis-cluster://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]…] (rediss-sentinel://, rediss-cluster:// for TLS))`,
 		}},
 		{"redis storage", "storage: {dlq: 'redis://h:6379/zero'}\n" + route, []string{
 			`sluice.yaml:1:16: storage.dlq: bad storage URL "redis://h:6379/zero": database "zero" is not a number`,

@@ -75,9 +75,9 @@ routes: [{name: api, upstreams: ["http://${UPSTREAM_HOST:-127.0.0.1}:9100"]}]
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(cfg.Admin.Token, cfg.Storage.DLQ, cfg.Routes[0].Upstreams[0])
+	fmt.Println(cfg.Admin.Token, cfg.Storage.DLQ.URL, cfg.Routes[0].Upstreams[0])
 	r := cfg.Redacted()
-	fmt.Println(r.Admin.Token, r.Storage.DLQ, r.Routes[0].Upstreams[0])
+	fmt.Println(r.Admin.Token, r.Storage.DLQ.URL, r.Routes[0].Upstreams[0])
 	// Output:
 	// s3cret redis://:pw@127.0.0.1:6379/0 http://127.0.0.1:9100
 	// REDACTED redis://:xxxxx@127.0.0.1:6379/0 http://${UPSTREAM_HOST:-127.0.0.1}:9100

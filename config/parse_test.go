@@ -36,7 +36,7 @@ func TestExample(t *testing.T) {
 	want := config.Config{
 		Listen:        "127.0.0.1:8080",
 		Admin:         config.Admin{Listen: "127.0.0.1:9901"},
-		Storage:       config.Storage{DLQ: "bolt://./sluice-data/dlq.db"},
+		Storage:       config.Storage{DLQ: config.Backend{URL: "bolt://./sluice-data/dlq.db"}},
 		Log:           config.Log{Level: "info", Format: "text"},
 		Server:        config.Server{ReadHeaderTimeout: config.DefaultReadHeaderTimeout, IdleTimeout: config.DefaultIdleTimeout, MaxHeaderBytes: config.DefaultMaxHeaderBytes},
 		ShutdownGrace: config.DefaultShutdownGrace,
@@ -101,7 +101,7 @@ func TestDefaults(t *testing.T) {
 	want := config.Config{
 		Listen:        config.DefaultListen,
 		Admin:         config.Admin{Listen: config.DefaultAdminListen},
-		Storage:       config.Storage{DLQ: config.DefaultDLQ},
+		Storage:       config.Storage{DLQ: config.Backend{URL: config.DefaultDLQ}},
 		Log:           config.Log{Level: config.DefaultLogLevel, Format: config.DefaultLogFormat},
 		Server:        config.Server{ReadHeaderTimeout: config.DefaultReadHeaderTimeout, IdleTimeout: config.DefaultIdleTimeout, MaxHeaderBytes: config.DefaultMaxHeaderBytes},
 		ShutdownGrace: config.DefaultShutdownGrace,
@@ -143,7 +143,7 @@ func TestDefault(t *testing.T) {
 	if got := cfg.Routes[0].Upstreams; len(got) != 1 || got[0] != "https://backend.internal:8443" {
 		t.Errorf("upstreams = %v, want SLUICE_UPSTREAM", got)
 	}
-	if cfg.Admin.Token != "tok" || cfg.Listen != config.DefaultListen || cfg.Storage.DLQ != config.DefaultDLQ {
+	if cfg.Admin.Token != "tok" || cfg.Listen != config.DefaultListen || cfg.Storage.DLQ.URL != config.DefaultDLQ {
 		t.Errorf("default config: %+v", cfg)
 	}
 	cfg = mustParse(t, config.Loader{LookupEnv: env()}, string(config.DefaultYAML()))

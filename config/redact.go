@@ -19,18 +19,32 @@ const RedactedValue = "REDACTED"
 func (c *Config) Redacted() *Config {
 	r := c.clone()
 	r.eachString(func(path string, s *string) {
+		secret := secretPaths[path] && *s != "" // an empty secret shows as written
 		if raw, ok := c.env[path]; ok {
 			*s = raw
 		} else {
 			*s = strings.ReplaceAll(*s, "${", "$${")
 		}
-		if path == "admin.token" && c.Admin.Token != "" {
+		if secret {
 			*s = RedactedValue
 		}
 		*s = maskPassword(*s)
 	})
 	return r
 }
+
+// secretPaths are the fields Redacted replaces by RedactedValue whatever
+// they hold.
+var secretPaths = map[string]bool{
+	"admin.token":                true,
+	"storage.dlq.password":       true,
+	"storage.ratelimit.password": true,
+	"storage.breakers.password":  true,
+}
+
+// MaskURL returns s with the password of its credentials, if any, replaced
+// by xxxxx (redis://user:xxxxx@host), for logs and error messages.
+func MaskURL(s string) string { return maskPassword(s) }
 
 // maskPassword hides the password of a URL with credentials
 // (redis://user:secret@host → redis://user:xxxxx@host), on the text alone
@@ -62,7 +76,9 @@ func (c *Config) eachString(fn func(path string, s *string)) {
 	fn("listen", &c.Listen)
 	fn("admin.listen", &c.Admin.Listen)
 	fn("admin.token", &c.Admin.Token)
-	fn("storage.dlq", &c.Storage.DLQ)
+	c.eachBackend("storage.dlq", &c.Storage.DLQ, fn)
+	c.eachBackend("storage.ratelimit", &c.Storage.RateLimit, fn)
+	c.eachBackend("storage.breakers", &c.Storage.Breakers, fn)
 	fn("log.level", &c.Log.Level)
 	fn("log.format", &c.Log.Format)
 	list := func(path string, ss []string) {
@@ -81,6 +97,34 @@ func (c *Config) eachString(fn func(path string, s *string)) {
 		fn(p+".policy", &r.Policy)
 		list(p+".retry_methods", r.RetryMethods)
 		list(p+".queue_methods", r.QueueMethods)
+		if r.RateLimit != nil {
+			fn(p+".rate_limit.key", &r.RateLimit.Key)
+		}
+	}
+	for name, pol := range c.Policies {
+		if pol.RateLimit != nil {
+			fn("policies."+name+".rate_limit.key", &pol.RateLimit.Key)
+		}
+	}
+}
+
+// eachBackend calls fn for the strings of one storage entry. Its URL's
+// path is the entry's own when the file wrote the URL alone, and
+// path.url when it wrote a mapping.
+func (c *Config) eachBackend(path string, b *Backend, fn func(path string, s *string)) {
+	urlPath := path + ".url"
+	if _, short := c.env[path]; short {
+		urlPath = path
+	}
+	fn(urlPath, &b.URL)
+	fn(path+".username", &b.Username)
+	fn(path+".password", &b.Password)
+	fn(path+".prefix", &b.Prefix)
+	if t := b.TLS; t != nil {
+		fn(path+".tls.ca_file", &t.CAFile)
+		fn(path+".tls.cert_file", &t.CertFile)
+		fn(path+".tls.key_file", &t.KeyFile)
+		fn(path+".tls.server_name", &t.ServerName)
 	}
 }
 
@@ -88,6 +132,9 @@ func (c *Config) eachString(fn func(path string, s *string)) {
 func (c *Config) clone() *Config {
 	r := *c
 	r.env = maps.Clone(c.env)
+	for _, b := range []*Backend{&r.Storage.DLQ, &r.Storage.RateLimit, &r.Storage.Breakers} {
+		b.TLS = clonePtr(b.TLS)
+	}
 	if c.Policies != nil {
 		r.Policies = make(map[string]Policy, len(c.Policies))
 		for name, p := range c.Policies {

@@ -16,15 +16,15 @@ routes:
   - name: a
     upstreams: ["http://${HOST}:8080", "http://literal:1/a$${b}"]
 `)
-	if cfg.Admin.Token != "s3cret-token" || cfg.Storage.DLQ != "redis://app:s3cret-pw@redis:6379/0" || cfg.Routes[0].Upstreams[0] != "http://api.internal:8080" {
+	if cfg.Admin.Token != "s3cret-token" || cfg.Storage.DLQ.URL != "redis://app:s3cret-pw@redis:6379/0" || cfg.Routes[0].Upstreams[0] != "http://api.internal:8080" {
 		t.Fatalf("expansion: %+v", cfg)
 	}
 	r := cfg.Redacted()
 	if r.Admin.Token != config.RedactedValue {
 		t.Errorf("token = %q, want %q", r.Admin.Token, config.RedactedValue)
 	}
-	if want := "redis://app:xxxxx@redis:6379/0"; r.Storage.DLQ != want {
-		t.Errorf("dlq = %q, want %q", r.Storage.DLQ, want)
+	if want := "redis://app:xxxxx@redis:6379/0"; r.Storage.DLQ.URL != want {
+		t.Errorf("dlq = %q, want %q", r.Storage.DLQ.URL, want)
 	}
 	if want := "http://${HOST}:8080"; r.Routes[0].Upstreams[0] != want {
 		t.Errorf("upstream from env = %q, want the template %q", r.Routes[0].Upstreams[0], want)
@@ -59,8 +59,8 @@ func TestRedactedLiteralSecrets(t *testing.T) {
 storage: {dlq: "redis://:hunter2@redis:6379"}
 `+route)
 	r := cfg.Redacted()
-	if r.Admin.Token != config.RedactedValue || r.Storage.DLQ != "redis://:xxxxx@redis:6379" {
-		t.Errorf("literal secrets not masked: token %q, dlq %q", r.Admin.Token, r.Storage.DLQ)
+	if r.Admin.Token != config.RedactedValue || r.Storage.DLQ.URL != "redis://:xxxxx@redis:6379" {
+		t.Errorf("literal secrets not masked: token %q, dlq %q", r.Admin.Token, r.Storage.DLQ.URL)
 	}
 	// No token, nothing to mask.
 	if r := mustParse(t, testLoader, route).Redacted(); r.Admin.Token != "" {

@@ -22,16 +22,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		seen = d.mapping(n, "", fields{
 			"listen": func(v *yaml.Node, p string) { c.Listen = d.address(v, p) },
 			"admin":  func(v *yaml.Node, p string) { adminSeen = d.admin(v, p, &c.Admin) },
-			"storage": func(v *yaml.Node, p string) {
-				d.mapping(v, p, fields{"dlq": func(v *yaml.Node, p string) {
-					if s, ok := d.text(v, p, "a storage URL"); ok {
-						c.Storage.DLQ = s
-						if err := checkStoreURL(s); err != nil {
-							d.errorf(v, p, "%v", err)
-						}
-					}
-				}})
-			},
+			"storage": func(v *yaml.Node, p string) { d.storage(v, p, &c.Storage) },
 			"log": func(v *yaml.Node, p string) {
 				d.mapping(v, p, fields{
 					"level": func(v *yaml.Node, p string) {
@@ -308,6 +299,12 @@ func (d *decoder) rateLimit(n *yaml.Node, path string) *RateLimit {
 		"burst":    func(v *yaml.Node, p string) { r.Burst = d.integer(v, p, 1) },
 		"smooth":   func(v *yaml.Node, p string) { r.Smooth = d.boolean(v, p) },
 		"max_wait": func(v *yaml.Node, p string) { r.MaxWait = d.duration(v, p, false) },
+		"key": func(v *yaml.Node, p string) {
+			r.Key = d.str(v, p)
+			if err := checkLimitKey(r.Key); err != nil {
+				d.errorf(v, p, "%v", err)
+			}
+		},
 	})
 	if seen != nil && seen["rate"] == nil {
 		d.errorf(n, join(path, "rate"), "required: the number of calls allowed every per (default 1s)")

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 
+	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
 	"github.com/sluice-go/sluice/bulkhead"
 	"github.com/sluice-go/sluice/config"
@@ -47,6 +49,20 @@ type buildOptions struct {
 	// onBreakerChange, if set, becomes the OnStateChange of every breaker
 	// built, for logging. If nil, breakers announce nothing.
 	onBreakerChange func(breaker.StateChange)
+
+	// limits is storage.ratelimit's Redis client: if set, every rate
+	// limit is kept on it, shared by the fleet. If nil, limits are
+	// in-process token buckets.
+	limits *sharedClient
+
+	// breakers is storage.breakers' Redis client, given to shareBreaker
+	// for every breaker. If nil, breakers are local.
+	breakers *sharedClient
+
+	// clock and log are given to the limits build makes outside the
+	// registry (shared or keyed ones).
+	clock sluice.Clock
+	log   *slog.Logger
 }
 
 // built holds the policy instances build made or updated for a Config, one
@@ -55,6 +71,19 @@ type buildOptions struct {
 type built struct {
 	routes  []builtRoute
 	budgets map[string]builtBudget // retry name → its explicit budget
+	limits  map[string]*routeLimit // limits outside the registry, by name
+	// breakersShared reports whether shareBreaker shared any breaker's
+	// state.
+	breakersShared bool
+}
+
+// closeUnused closes the limits of b that next does not hold any more.
+func (b *built) closeUnused(next *built) {
+	for name, l := range b.limits {
+		if next == nil || next.limits[name] != l {
+			l.close()
+		}
+	}
 }
 
 type builtBudget struct {
@@ -66,10 +95,15 @@ type builtBudget struct {
 // does not have (and a route without a policy) leaves the field nil.
 type builtRoute struct {
 	route config.Route
-	// limiters are the policy's limiter (named after the route) and then
-	// the route's own (named route + routeLimiterSuffix), each only if
-	// configured.
+	// limiters are the in-process token buckets among the route's limits,
+	// registered in the registry: the policy's limiter (named after the
+	// route) and then the route's own (named route + routeLimiterSuffix),
+	// each only if configured and neither shared nor keyed.
 	limiters []*ratelimit.TokenBucket
+	// limits are all of the route's limits in order, as policies: the
+	// token buckets of limiters, and the routeLimits of shared or keyed
+	// limits.
+	limits []sluice.Policy
 	bulkhead *bulkhead.Bulkhead // named after the route
 	retry    *retry.Retry       // named after the route
 	// breakers has one breaker per upstream, in the order of
@@ -141,13 +175,15 @@ func build(reg *registry.Registry, cfg *config.Config, opts buildOptions) (*buil
 		return nil, errors.Join(errs...)
 	}
 
-	out := &built{routes: make([]builtRoute, 0, len(plans)), budgets: map[string]builtBudget{}}
+	out := &built{routes: make([]builtRoute, 0, len(plans)), budgets: map[string]builtBudget{}, limits: map[string]*routeLimit{}}
 	keep := map[string]bool{}
 	for _, p := range plans {
-		br, err := p.apply(reg)
+		br, err := p.apply(reg, out, opts)
 		if err != nil {
+			out.closeUnused(opts.previous)
 			return nil, err
 		}
+		out.breakersShared = out.breakersShared || p.breakersShared
 		if p.budget != nil {
 			out.budgets[p.route.Name] = *p.budget
 		}
@@ -213,12 +249,14 @@ func (br builtRoute) instanceNames() []string {
 // routePlan is a route's policy configurations, checked and ready to apply.
 type routePlan struct {
 	route    config.Route
-	limiters []ratelimit.Config
+	limiters []limitSpec
 	bulkhead *bulkhead.Config
 	retry    *retry.Config
 	budget   *builtBudget
 	breakers []breaker.Config
 	timeout  *timeout.Config
+	// breakersShared reports whether shareBreaker shared the breakers.
+	breakersShared bool
 }
 
 // plan translates a route's policies, already validated, into the
@@ -228,10 +266,10 @@ func plan(cfg *config.Config, r config.Route, opts buildOptions) (routePlan, err
 	p := routePlan{route: r}
 	pol := cfg.Policies[r.Policy] // the zero Policy for a route without one
 	if pol.RateLimit != nil {
-		p.limiters = append(p.limiters, config.LimiterConfig(*pol.RateLimit, r.Name))
+		p.limiters = append(p.limiters, limitSpec{config.LimiterConfig(*pol.RateLimit, r.Name), pol.RateLimit.Key, opts.limits})
 	}
 	if r.RateLimit != nil {
-		p.limiters = append(p.limiters, config.LimiterConfig(*r.RateLimit, r.Name+routeLimiterSuffix))
+		p.limiters = append(p.limiters, limitSpec{config.LimiterConfig(*r.RateLimit, r.Name+routeLimiterSuffix), r.RateLimit.Key, opts.limits})
 	}
 	if pol.Bulkhead != nil {
 		bc := config.BulkheadConfig(*pol.Bulkhead, r.Name)
@@ -248,6 +286,11 @@ func plan(cfg *config.Config, r config.Route, opts buildOptions) (routePlan, err
 		for i := range r.Upstreams {
 			bc := config.BreakerConfig(*pol.CircuitBreaker, breakerName(r, i))
 			bc.OnStateChange = opts.onBreakerChange
+			if opts.breakers != nil {
+				var shared bool
+				bc, shared = shareBreaker(bc, opts.breakers.client)
+				p.breakersShared = p.breakersShared || shared
+			}
 			p.breakers = append(p.breakers, bc)
 		}
 	}
@@ -257,8 +300,10 @@ func plan(cfg *config.Config, r config.Route, opts buildOptions) (routePlan, err
 	return p, nil
 }
 
-// apply makes or updates the planned instances in reg.
-func (p routePlan) apply(reg *registry.Registry) (builtRoute, error) {
+// apply makes or updates the planned instances in reg, and the limits
+// outside the registry in out (reusing those of opts.previous whose spec
+// did not change).
+func (p routePlan) apply(reg *registry.Registry, out *built, opts buildOptions) (builtRoute, error) {
 	br := builtRoute{route: p.route}
 	if p.timeout != nil {
 		t, err := reg.SetTimeout(p.timeout.Name, timeout.Config{Timeout: p.timeout.Timeout})
@@ -267,12 +312,22 @@ func (p routePlan) apply(reg *registry.Registry) (builtRoute, error) {
 		}
 		br.timeout = t
 	}
-	for _, lc := range p.limiters {
-		l, err := reg.SetLimiter(lc.Name, lc)
+	for _, spec := range p.limiters {
+		if spec.shared == nil && spec.key == "" {
+			l, err := reg.SetLimiter(spec.cfg.Name, spec.cfg)
+			if err != nil {
+				return builtRoute{}, err
+			}
+			br.limiters = append(br.limiters, l)
+			br.limits = append(br.limits, l)
+			continue
+		}
+		rl, err := reuseLimit(spec, opts)
 		if err != nil {
 			return builtRoute{}, err
 		}
-		br.limiters = append(br.limiters, l)
+		out.limits[spec.cfg.Name] = rl
+		br.limits = append(br.limits, rl)
 	}
 	if p.bulkhead != nil {
 		b, err := reg.SetBulkhead(p.bulkhead.Name, *p.bulkhead)
@@ -296,6 +351,21 @@ func (p routePlan) apply(reg *registry.Registry) (builtRoute, error) {
 		br.breakers = append(br.breakers, b)
 	}
 	return br, nil
+}
+
+// reuseLimit returns the previous build's limit of spec's name when its
+// spec is the same, and a new one otherwise.
+func reuseLimit(spec limitSpec, opts buildOptions) (*routeLimit, error) {
+	if prev := opts.previous; prev != nil {
+		if old, ok := prev.limits[spec.cfg.Name]; ok && old.spec.same(spec) {
+			return old, nil
+		}
+	}
+	rl, err := newRouteLimit(spec, opts.clock, cmp.Or(opts.log, slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return nil, fmt.Errorf("config: rate limit %q: %w", spec.cfg.Name, err)
+	}
+	return rl, nil
 }
 
 // retryConfig translates a retry section for build: config.RetryConfig,

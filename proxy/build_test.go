@@ -111,13 +111,13 @@ func TestBuildReloadKeepsOpenBreakerOpen(t *testing.T) {
 	br := b1.routes[0].breakers[0]
 	budget1 := b1.routes[0].retry.Budget()
 	for range 3 {
-		p, err := br.AllowAt(clock.Now())
+		p, err := br.Allow()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.DoneAt(clock.Now(), breaker.Failure, 0)
+		p.Done(breaker.Failure, 0)
 	}
-	if s := br.StateAt(clock.Now()); s != breaker.StateOpen {
+	if s := br.State(); s != breaker.StateOpen {
 		t.Fatalf("state after 3 failures = %v, want open", s)
 	}
 	changed := strings.Replace(buildYAML, "open_for: 30s", "open_for: 45s", 1)
@@ -129,7 +129,7 @@ func TestBuildReloadKeepsOpenBreakerOpen(t *testing.T) {
 	if b2.routes[0].breakers[0] != br {
 		t.Fatal("reload built a new breaker instead of updating the running one")
 	}
-	if s := br.StateAt(clock.Now()); s != breaker.StateOpen {
+	if s := br.State(); s != breaker.StateOpen {
 		t.Errorf("state after reload = %v, want still open", s)
 	}
 	if got := br.Config().OpenFor; got != 45*time.Second {

@@ -139,7 +139,11 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 	if rt.cache != nil && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		ex.cacheKey = r.Host + " " + r.URL.RequestURI() + " " + r.Header.Get("Accept-Encoding")
 	}
-	err := rt.admit.Do(r.Context(), ex.admitted)
+	actx := r.Context()
+	if rt.keyed {
+		actx = context.WithValue(actx, requestKey{}, r) // for rate_limit.key
+	}
+	err := rt.admit.Do(actx, ex.admitted)
 	noteResult(w, err)
 	switch {
 	case errors.Is(err, errBodyTimeout) || (!ex.committed && ex.body != nil && ex.bodyTimedOut.Load()):

@@ -167,6 +167,7 @@ func (s *Server) newReplayer(queue string) (*replayerSlot, error) {
 		Backoff:      s.opts.ReplayBackoff,
 		MaxReplays:   s.opts.MaxReplays,
 		PollInterval: s.replayPoll(),
+		Lease:        s.replayLease,
 		OnReplay: func(e dlq.ReplayEvent) {
 			lvl := slog.LevelInfo
 			if e.Outcome == dlq.OutcomeFailed || e.Outcome == dlq.OutcomeParked {
@@ -214,12 +215,11 @@ func (s *Server) replayGate(queue string) bool {
 	if rt == nil || !rt.queue {
 		return false
 	}
-	now := s.clock.Now()
 	for _, up := range rt.upstreams {
 		if up.breaker == nil {
 			return true
 		}
-		switch up.breaker.StateAt(now) {
+		switch up.breaker.State() {
 		case breaker.StateOpen, breaker.StateForcedOpen:
 		default:
 			return true

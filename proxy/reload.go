@@ -161,12 +161,18 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 		}
 		newReplayers[r.Name] = slot
 	}
-	opts := buildOptions{neverRetry: neverRetry, onBreakerChange: s.logBreaker}
+	limits, breakers, err := s.storageFor(cfg.Storage)
+	if err != nil {
+		return err
+	}
+	opts := buildOptions{neverRetry: neverRetry, onBreakerChange: s.logBreaker,
+		limits: limits, breakers: breakers, clock: s.clock, log: s.log}
 	if old != nil {
 		opts.previous = old.built
 	}
 	b, err := build(s.reg, cfg, opts)
 	if err != nil {
+		s.dropStorage(limits, breakers)
 		return err
 	}
 
@@ -191,6 +197,10 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 		st.routes = append(st.routes, newRoute(s, cfg, br, caches[br.route.Name]))
 	}
 	s.live.Store(st)
+	if old != nil {
+		old.built.closeUnused(b)
+	}
+	s.keepStorage(limits, breakers)
 
 	for name, slot := range s.replayers {
 		if r := st.route(name); r == nil || !r.queue {
@@ -218,6 +228,51 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 	return nil
 }
 
+// storageFor returns the Redis clients of storage.ratelimit and
+// storage.breakers for st: the running ones where the entry did not
+// change, new ones where it did (nil for an entry without Redis).
+func (s *Server) storageFor(st config.Storage) (limits, breakers *sharedClient, err error) {
+	limits, breakers = s.limits, s.breakers
+	if !limits.same(st.RateLimit) {
+		if limits, err = openShared(st.RateLimit); err != nil {
+			return nil, nil, fmt.Errorf("proxy: storage.ratelimit: %w", err)
+		}
+	}
+	if !breakers.same(st.Breakers) {
+		if breakers, err = openShared(st.Breakers); err != nil {
+			s.dropStorage(limits, nil)
+			return nil, nil, fmt.Errorf("proxy: storage.breakers: %w", err)
+		}
+	}
+	return limits, breakers, nil
+}
+
+// dropStorage closes the clients storageFor opened for a configuration
+// that was refused.
+func (s *Server) dropStorage(limits, breakers *sharedClient) {
+	if limits != s.limits {
+		_ = limits.close()
+	}
+	if breakers != s.breakers {
+		_ = breakers.close()
+	}
+}
+
+// keepStorage makes the clients of the configuration just applied the
+// Server's and closes the ones it replaced. Requests still running on the
+// old routes may see the old client closed; their limit then decides by
+// its fail mode.
+func (s *Server) keepStorage(limits, breakers *sharedClient) {
+	if limits != s.limits {
+		_ = s.limits.close()
+		s.limits = limits
+	}
+	if breakers != s.breakers {
+		_ = s.breakers.close()
+		s.breakers = breakers
+	}
+}
+
 // restartWarnings lists the settings that differ between the
 // configuration the Server started with and cfg but apply only on a
 // restart.
@@ -228,7 +283,7 @@ func restartWarnings(old, cfg *config.Config, ws []string) []string {
 	if old.Admin.Listen != cfg.Admin.Listen {
 		ws = append(ws, fmt.Sprintf("admin.listen changed from %s to %s: applies on restart", old.Admin.Listen, cfg.Admin.Listen))
 	}
-	if old.Storage.DLQ != cfg.Storage.DLQ {
+	if !old.Storage.DLQ.Equal(cfg.Storage.DLQ) {
 		ws = append(ws, "storage.dlq changed: applies on restart")
 	}
 	if old.Log != cfg.Log {

@@ -12,7 +12,6 @@ import (
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
 	"github.com/sluice-go/sluice/config"
-	"github.com/sluice-go/sluice/ratelimit"
 )
 
 // route is one configured route with its policy instances, as requests
@@ -29,7 +28,8 @@ type route struct {
 	upstreams    []*upstream
 	admit        *sluice.Pipeline // limiters, bulkhead: before the body is read
 	retry        *sluice.Pipeline // the retry policy: after it
-	limiters     []*ratelimit.TokenBucket
+	limiters     []sluice.Policy // the rate limits, in order
+	keyed        bool            // a limit needs the request (rate_limit.key)
 	hasRetry     bool
 	retryOn      func(error) bool // the route's retry decision, nil without retry
 	failStatus   map[int]bool     // retry_on_status: also failures
@@ -57,7 +57,7 @@ func newRoute(s *Server, cfg *config.Config, b builtRoute, c *cacheSlot) *route 
 		name:        rc.Name,
 		prefix:      rc.Match.PathPrefix,
 		host:        strings.ToLower(rc.Match.Host),
-		limiters:    b.limiters,
+		limiters:    b.limits,
 		hasRetry:    b.retry != nil,
 		maxBody:     int64(rc.MaxRetryBody),
 		queue:       rc.OnExhausted == config.OnExhaustedQueue,
@@ -93,9 +93,12 @@ func newRoute(s *Server, cfg *config.Config, b builtRoute, c *cacheSlot) *route 
 	// Admission (limiters, bulkhead) runs before the request body is read,
 	// so that shed requests cost no buffering; the retry runs after it,
 	// since whether a request may be repeated depends on its body.
-	admit := make([]sluice.Policy, 0, len(b.limiters)+1)
-	for _, l := range b.limiters {
+	admit := make([]sluice.Policy, 0, len(b.limits)+1)
+	for _, l := range b.limits {
 		admit = append(admit, l)
+		if rl, ok := l.(*routeLimit); ok && rl.spec.key != "" {
+			rt.keyed = true
+		}
 	}
 	admit = append(admit, b.bulkhead)
 	rt.admit = sluice.NewPipeline(admit...)

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,9 +51,9 @@ type Options struct {
 	// monitor and the metrics read them. If nil, New makes one with Clock.
 	Registry *registry.Registry
 
-	// Store is the dead-letter queue. If nil, New opens cfg.Storage.DLQ,
-	// which must then be a bolt:// URL, and Close closes it. A Store given
-	// here (a Redis one, say) is left open by Close.
+	// Store is the dead-letter queue. If nil, New opens cfg.Storage.DLQ
+	// (a bolt file or a Redis store) and Close closes it. A Store given
+	// here is left open by Close.
 	Store dlq.Store
 
 	// Transport sends requests upstream. If nil, a clone of
@@ -116,6 +114,12 @@ type Server struct {
 	reg       *registry.Registry
 	store     dlq.Store
 	ownStore  bool
+	dlqClient *sharedClient // the Redis client of a Redis store New opened
+	// limits and breakers are the Redis clients of storage.ratelimit and
+	// storage.breakers (nil: in-process); a reload that changes the entry
+	// opens a new one and closes the old.
+	limits, breakers *sharedClient
+	replayLease      time.Duration // storage.dlq.replay_lease, fixed at New
 	ownReg    bool
 	transport http.RoundTripper
 	monitor   *health.Monitor
@@ -192,12 +196,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	s.upgradesCtx, s.cutUpgrades = context.WithCancel(context.Background())
 	if s.store == nil {
-		st, err := openStore(cfg.Storage, s.clock)
+		st, c, err := openStore(cfg.Storage.DLQ, s.clock)
 		if err != nil {
 			return nil, err
 		}
-		s.store, s.ownStore = st, true
+		s.store, s.ownStore, s.dlqClient = st, true, c
 	}
+	s.replayLease = cfg.Storage.DLQ.ReplayLease
 	mon, err := health.New(health.Config{
 		Registry: s.reg,
 		DLQ:      []health.DLQSource{s.store},
@@ -232,6 +237,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
+	s.logStorage(cfg)
 	return s, nil
 }
 
@@ -242,26 +248,6 @@ func defaultTransport() *http.Transport {
 	t.MaxIdleConns = 1024
 	t.MaxIdleConnsPerHost = 256
 	return t
-}
-
-// openStore opens the bolt store of storage.dlq, making its folder.
-func openStore(st config.Storage, clock sluice.Clock) (dlq.Store, error) {
-	scheme, target := st.DLQTarget()
-	if scheme != "bolt" {
-		return nil, fmt.Errorf("proxy: storage.dlq %q: only bolt:// stores are opened by the proxy; pass Options.Store for %s", st.DLQ, scheme)
-	}
-	if dir := filepath.Dir(target); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("proxy: storage.dlq: %w", err)
-		}
-	}
-	// Room for the largest request a queueing route keeps, with its header:
-	// config.Parse holds max_retry_body to this limit.
-	b, err := dlq.OpenBolt(target, dlq.Options{Clock: clock, MaxMessageBytes: int(config.DLQRecordBytes)})
-	if err != nil {
-		return nil, fmt.Errorf("proxy: storage.dlq: %w", err)
-	}
-	return b, nil
 }
 
 // checkAdminAddr refuses a non-loopback admin address without a token.
@@ -475,9 +461,15 @@ func (s *Server) Close() error {
 	return err
 }
 
+// closeStore closes what the storage section opened: the store New
+// opened and its client, the Redis limits and the shared clients.
 func (s *Server) closeStore() error {
+	var err error
 	if s.ownStore && s.store != nil {
-		return s.store.Close()
+		err = s.store.Close()
 	}
-	return nil
+	if st := s.live.Load(); st != nil {
+		st.built.closeUnused(nil)
+	}
+	return errors.Join(err, s.dlqClient.close(), s.limits.close(), s.breakers.close())
 }

@@ -26,11 +26,11 @@ func (rt *route) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(rt.s.upgradesCtx, cancel)
 	defer stop()
 	r = r.WithContext(ctx)
-	limiters := make([]sluice.Policy, len(rt.limiters))
-	for i, l := range rt.limiters {
-		limiters[i] = l
+	lctx := r.Context()
+	if rt.keyed {
+		lctx = context.WithValue(lctx, requestKey{}, r)
 	}
-	err := sluice.NewPipeline(limiters...).Do(r.Context(), func(context.Context) error {
+	err := sluice.NewPipeline(rt.limiters...).Do(lctx, func(context.Context) error {
 		return rt.upgradeTo(w, r)
 	})
 	if err != nil && r.Context().Err() == nil {
@@ -47,7 +47,7 @@ func (rt *route) upgradeTo(w http.ResponseWriter, r *http.Request) error {
 	for _, up := range rt.upstreams {
 		var permit breaker.Permit
 		if up.breaker != nil {
-			p, err := up.breaker.AllowAt(rt.s.clock.Now())
+			p, err := up.breaker.Allow()
 			if err != nil {
 				refusals = append(refusals, err)
 				continue
@@ -66,7 +66,7 @@ func (rt *route) proxyUpgrade(w http.ResponseWriter, r *http.Request, up *upstre
 	report := func(o breaker.Outcome) {
 		if !reported {
 			reported = true
-			permit.DoneAt(s.clock.Now(), o, 0)
+			permit.Done(o, 0)
 		}
 	}
 	defer report(breaker.Ignored) // the client left before any answer

@@ -110,7 +110,7 @@ func (o *serveOptions) run(ctx context.Context, stderr io.Writer) error {
 	}
 	log.Info("sluice serving", slog.String("version", version), slog.String("config", source),
 		slog.String("proxy", "http://"+pl.Addr().String()), slog.String("admin", "http://"+al.Addr().String()),
-		slog.Int("routes", len(cfg.Routes)), slog.String("dlq", cfg.Storage.DLQ))
+		slog.Int("routes", len(cfg.Routes)), slog.String("dlq", config.MaskURL(cfg.Storage.DLQ.URL)))
 
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
