@@ -20,8 +20,8 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 	seen := map[string]*yaml.Node{}
 	if n != nil && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 		seen = d.mapping(n, "", fields{
-			"listen": func(v *yaml.Node, p string) { c.Listen = d.address(v, p) },
-			"admin":  func(v *yaml.Node, p string) { adminSeen = d.admin(v, p, &c.Admin) },
+			"listen":  func(v *yaml.Node, p string) { c.Listen = d.address(v, p) },
+			"admin":   func(v *yaml.Node, p string) { adminSeen = d.admin(v, p, &c.Admin) },
 			"storage": func(v *yaml.Node, p string) { d.storage(v, p, &c.Storage) },
 			"log": func(v *yaml.Node, p string) {
 				d.mapping(v, p, fields{

@@ -103,7 +103,7 @@ type builtRoute struct {
 	// limits are all of the route's limits in order, as policies: the
 	// token buckets of limiters, and the routeLimits of shared or keyed
 	// limits.
-	limits []sluice.Policy
+	limits   []sluice.Policy
 	bulkhead *bulkhead.Bulkhead // named after the route
 	retry    *retry.Retry       // named after the route
 	// breakers has one breaker per upstream, in the order of

@@ -28,8 +28,8 @@ type route struct {
 	upstreams    []*upstream
 	admit        *sluice.Pipeline // limiters, bulkhead: before the body is read
 	retry        *sluice.Pipeline // the retry policy: after it
-	limiters     []sluice.Policy // the rate limits, in order
-	keyed        bool            // a limit needs the request (rate_limit.key)
+	limiters     []sluice.Policy  // the rate limits, in order
+	keyed        bool             // a limit needs the request (rate_limit.key)
 	hasRetry     bool
 	retryOn      func(error) bool // the route's retry decision, nil without retry
 	failStatus   map[int]bool     // retry_on_status: also failures

@@ -120,12 +120,12 @@ type Server struct {
 	// opens a new one and closes the old.
 	limits, breakers *sharedClient
 	replayLease      time.Duration // storage.dlq.replay_lease, fixed at New
-	ownReg    bool
-	transport http.RoundTripper
-	monitor   *health.Monitor
-	metrics   http.Handler
-	obs       *observer // the request metrics
-	bufs      sync.Pool // *[]byte of copyBufSize for copying bodies
+	ownReg           bool
+	transport        http.RoundTripper
+	monitor          *health.Monitor
+	metrics          http.Handler
+	obs              *observer // the request metrics
+	bufs             sync.Pool // *[]byte of copyBufSize for copying bodies
 
 	live  atomic.Pointer[runtime]
 	first *config.Config // the configuration New was given
