@@ -138,7 +138,7 @@ type BreakerSync struct {
 	once   sync.Once
 
 	mu    sync.Mutex // guards queue, held, seq, read
-	queue []breaker.Report
+	queue []queued
 	held  []heldSlot
 	seq   uint64
 	read  bool // a re-read of the record is due
@@ -154,6 +154,12 @@ type BreakerSync struct {
 type heldSlot struct {
 	epoch  uint64
 	member string
+}
+
+// queued is a report waiting for the worker, with the probe slot it frees.
+type queued struct {
+	r    breaker.Report
+	slot string
 }
 
 var _ breaker.Shared = (*BreakerSync)(nil)
@@ -296,7 +302,11 @@ func (s *BreakerSync) Report(r breaker.Report) {
 	}
 	s.mu.Lock()
 	if len(s.queue) < maxQueued {
-		s.queue = append(s.queue, r)
+		q := queued{r: r}
+		if r.Kind == breaker.ReportProbeSuccess || r.Kind == breaker.ReportProbeFreed {
+			q.slot = s.releaseLocked(r.Epoch)
+		}
+		s.queue = append(s.queue, q)
 	}
 	s.mu.Unlock()
 	s.poke()
@@ -318,8 +328,11 @@ func (s *BreakerSync) requestRead() {
 }
 
 // AcquireProbe asks the record for a probe slot of the half-open period of
-// epoch (breaker.Shared), in one script bounded by Timeout. A sync that is
-// degraded answers with its last error at once.
+// epoch (breaker.Shared), in one script bounded by Timeout. The script
+// first frees the slots of this instance's probes that have ended but
+// whose reports are still queued, so that an instance probing one call
+// after another is not refused its own slot. A sync that is degraded
+// answers with its last error at once.
 func (s *BreakerSync) AcquireProbe(epoch uint64, slots int, lease time.Duration) (bool, time.Duration, error) {
 	if s.degraded.Load() {
 		return false, 0, s.LastError()
@@ -327,8 +340,14 @@ func (s *BreakerSync) AcquireProbe(epoch uint64, slots int, lease time.Duration)
 	s.mu.Lock()
 	s.seq++
 	member := s.cfg.Instance + ":" + strconv.FormatUint(s.seq, 10)
+	args := []any{strconv.FormatUint(epoch, 10), slots, us(lease), member, us(s.cfg.RecordTTL)}
+	for _, q := range s.queue {
+		if q.slot != "" && q.r.Epoch == epoch {
+			args = append(args, q.slot)
+		}
+	}
 	s.mu.Unlock()
-	res, err := s.run(acquireScript, strconv.FormatUint(epoch, 10), slots, us(lease), member, us(s.cfg.RecordTTL))
+	res, err := s.run(acquireScript, args...)
 	if err != nil {
 		return false, 0, err
 	}
@@ -440,11 +459,11 @@ func (s *BreakerSync) work() {
 		case <-s.wake:
 		}
 		for {
-			r, ok := s.next()
+			q, ok := s.next()
 			if !ok {
 				break
 			}
-			s.send(r)
+			s.send(q)
 		}
 		s.mu.Lock()
 		read := s.read
@@ -456,11 +475,11 @@ func (s *BreakerSync) work() {
 	}
 }
 
-func (s *BreakerSync) next() (breaker.Report, bool) {
+func (s *BreakerSync) next() (queued, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.queue) == 0 {
-		return breaker.Report{}, false
+		return queued{}, false
 	}
 	r := s.queue[0]
 	s.queue = s.queue[1:]
@@ -468,10 +487,11 @@ func (s *BreakerSync) next() (breaker.Report, bool) {
 }
 
 // send runs the script of one report and applies the record it answers.
-func (s *BreakerSync) send(r breaker.Report) {
+func (s *BreakerSync) send(q queued) {
 	if s.degraded.Load() {
 		return
 	}
+	r := q.r
 	var res []string
 	var err error
 	ttl := us(s.cfg.RecordTTL)
@@ -488,7 +508,7 @@ func (s *BreakerSync) send(r breaker.Report) {
 		if r.Kind == breaker.ReportProbeSuccess {
 			ok = "1"
 		}
-		res, err = s.run(doneScript, s.channel, strconv.FormatUint(r.Epoch, 10), s.release(r.Epoch), ok, r.Successes, ttl)
+		res, err = s.run(doneScript, s.channel, strconv.FormatUint(r.Epoch, 10), q.slot, ok, r.Successes, ttl)
 	default:
 		return
 	}
@@ -497,11 +517,9 @@ func (s *BreakerSync) send(r breaker.Report) {
 	}
 }
 
-// release returns the member of a probe slot this instance holds in the
-// half-open period of epoch, forgetting it ("" if none).
-func (s *BreakerSync) release(epoch uint64) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// releaseLocked returns the member of a probe slot this instance holds in
+// the half-open period of epoch, forgetting it ("" if none).
+func (s *BreakerSync) releaseLocked(epoch uint64) string {
 	for i, h := range s.held {
 		if h.epoch == epoch {
 			s.held = append(s.held[:i], s.held[i+1:]...)

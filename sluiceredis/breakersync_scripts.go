@@ -85,7 +85,8 @@ return open(ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 // fewer than slots leases are running: {'ok'}; {'busy', µs until the
 // first lease ends} when they are all taken; {'stale', µs until the open
 // period ends, view...} when the record is not that half-open period.
-// ARGV: epoch, slots, lease (µs), member, record TTL (µs).
+// ARGV: epoch, slots, lease (µs), member, record TTL (µs), then the
+// members of the asker's probes that ended (freed before counting).
 var acquireScript = redis.NewScript(syncPrelude + `
 local v = redis.call('HMGET', KEYS[1], 'e', 's', 'u')
 if v[1] ~= ARGV[1] or v[2] ~= '1' or tonumber(v[3]) > now then
@@ -95,6 +96,7 @@ if v[1] ~= ARGV[1] or v[2] ~= '1' or tonumber(v[3]) > now then
   return r
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', f(now))
+for i = 6, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return {'busy', f(tonumber(first[2]) - now)}

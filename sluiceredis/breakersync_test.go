@@ -477,3 +477,26 @@ func TestBreakerSyncCloseLeavesQuorum(t *testing.T) {
 		t.Fatalf("live members after i1 closed: %v, want [i0]", got)
 	}
 }
+
+// An instance probing one call after another gets its own freed slot back
+// at once, though the report of the probe before is still on its way: a
+// half-open fleet with traffic on one instance closes after
+// SuccessThreshold calls, not after as many check intervals.
+func TestBreakerSyncSequentialProbes(t *testing.T) {
+	srv := redistest.Start(t)
+	sc := testSync
+	sc.CheckInterval = time.Minute // a denied slot would wait this long
+	cfg := breaker.Config{Name: "fleet", FailureThreshold: 1, OpenFor: 100 * time.Millisecond, SuccessThreshold: 3}
+	in := fleet(t, srv, 2, sc, cfg)
+	at := trip(t, in[0], 1)
+	within(t, at, 5*time.Second, "half-open", func() bool { return in[0].b.State() == breaker.StateHalfOpen })
+	for i := range 3 {
+		if err := in[0].p.Do(bg, fine); err != nil {
+			t.Fatalf("probe %d of 3 on the one busy instance: %v", i+1, err)
+		}
+	}
+	start := time.Now()
+	for _, x := range in {
+		within(t, start, 2*sc.Timeout, "closed after 3 probe successes", func() bool { return x.b.State() == breaker.StateClosed })
+	}
+}
