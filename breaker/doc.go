@@ -53,4 +53,14 @@
 // allocation, no cache line written by every caller. A rejected call
 // allocates nothing either. Time windows, slow-call measurement and
 // failures take the breaker's mutex.
+//
+// # Shared across instances
+//
+// Config.Shared links a breaker to the breakers of the same name in other
+// instances (sluiceredis.BreakerSync keeps the link on Redis): a trip on
+// one instance opens all, the fleet sends HalfOpenCalls probes at once in
+// total, and the probes' outcomes close or reopen every instance. The
+// breaker keeps its own rules and its lock-free closed path; the link only
+// feeds it the fleet's state (Link.ApplyAt) and, when it fails
+// (Link.LostAt), leaves it to its local rules. See Shared.
 package breaker

@@ -1,9 +1,11 @@
 // Package sluiceredis keeps sluice's shared state on Redis, so that many
 // instances of a program (or many sidecars behind one load balancer) act as
 // one resilience layer: a Limiter holds one rate limit for the whole fleet,
-// and a Store keeps one dead-letter queue that any instance can replay.
+// a Store keeps one dead-letter queue that any instance can replay, and a
+// BreakerSync (a breaker.Shared) makes the same circuit breaker in every
+// instance open, probe and close as one.
 //
-// It is a package of its own so that the core never imports Redis. Both
+// It is a package of its own so that the core never imports Redis. The
 // types take a go-redis client (redis.UniversalClient: a single server,
 // Sentinel or Cluster); keys are hash-tagged per route ("sluice:{route}:…")
 // so that one route's keys share a Cluster slot. The client must honour
