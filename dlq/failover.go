@@ -130,7 +130,10 @@ type Failover struct {
 	wg        sync.WaitGroup
 }
 
-var _ Store = (*Failover)(nil)
+var (
+	_ Store                  = (*Failover)(nil)
+	_ sluice.SharedComponent = (*Failover)(nil)
+)
 
 // Defaults of FailoverOptions.
 const (
@@ -325,14 +328,17 @@ func (f *Failover) List(ctx context.Context, q Query) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !mayLocal && !down {
-		return f.listPrimary(ctx, q)
+	if mayLocal {
+		f.moving.RLock()
+		defer f.moving.RUnlock()
 	}
-	f.moving.RLock()
-	defer f.moving.RUnlock()
 	var shared []Message
 	if !down {
-		if shared, err = f.listPrimary(ctx, q); err != nil && !f.failed(ctx, err) {
+		shared, err = f.listPrimary(ctx, q)
+		switch {
+		case err == nil && !mayLocal:
+			return shared, nil
+		case err != nil && !f.failed(ctx, err):
 			return nil, err
 		}
 	}
@@ -414,9 +420,9 @@ func (f *Failover) Fail(ctx context.Context, id ID, fl ReplayFailure) error {
 // ClaimAt implements Store. While the local store may hold messages it
 // claims there first, then from the primary for the rest of limit, so
 // replay goes on while the primary is away (earliest due first within each
-// store, not across the two). A primary that fails to answer is not an
-// error here: the local claims are returned, and Degraded says why there
-// are no more.
+// store, not across the two). A primary that fails is not an error when
+// there are local claims to return (they would otherwise wait out their
+// lease), nor when it is unreachable: Degraded says why there are no more.
 func (f *Failover) ClaimAt(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]Message, error) {
 	down, mayLocal, err := f.begin(ctx)
 	if err != nil {
@@ -438,7 +444,7 @@ func (f *Failover) ClaimAt(ctx context.Context, queue string, now time.Time, lea
 		shared, err = f.primary.ClaimAt(ctx, queue, now, lease, limit-len(out))
 		return err
 	})
-	if err != nil && !f.failed(ctx, err) {
+	if err != nil && !f.failed(ctx, err) && len(out) == 0 {
 		return nil, err
 	}
 	return append(out, shared...), nil

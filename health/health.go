@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"sync"
@@ -52,6 +53,13 @@ type Config struct {
 	// Probes lists the URLs that Run fetches to check upstreams. Names
 	// must be unique. If empty, none.
 	Probes []ProbeConfig
+
+	// Shared names the components whose state is shared between instances
+	// (a Redis limiter, a failover dead-letter store, a synchronised
+	// breaker): the report lists them and raises a shared_degraded alert
+	// while one works from local state. They do not move the score. If
+	// empty, none.
+	Shared map[string]sluice.SharedComponent
 
 	// Thresholds are the alert limits. Its zero value gives the original
 	// design's limits; see Thresholds.
@@ -113,6 +121,7 @@ type Monitor struct {
 	reg       *registry.Registry
 	dlqs      []DLQSource
 	probes    []*probe
+	shared    map[string]sluice.SharedComponent
 	th        Thresholds
 	window    time.Duration
 	evalEvery time.Duration
@@ -141,6 +150,7 @@ func New(cfg Config) (*Monitor, error) {
 	m := &Monitor{
 		reg:       cfg.Registry,
 		dlqs:      append([]DLQSource(nil), cfg.DLQ...),
+		shared:    maps.Clone(cfg.Shared),
 		th:        cfg.Thresholds.withDefaults(),
 		window:    cfg.Window,
 		evalEvery: cfg.EvaluateEvery,
@@ -204,6 +214,9 @@ func (c Config) validate() error {
 		if s == nil {
 			return fmt.Errorf("health: Config.DLQ[%d] must not be nil", i)
 		}
+	}
+	if err := validateShared(c.Shared); err != nil {
+		return err
 	}
 	seen := map[string]int{}
 	for i, p := range c.Probes {
@@ -275,6 +288,7 @@ func (m *Monitor) Evaluate(ctx context.Context) Report {
 	for i, p := range m.probes {
 		probes[i] = p.report()
 	}
+	shared := sharedReports(m.shared)
 	now := m.clock.Now()
 
 	m.mu.Lock()
@@ -282,7 +296,8 @@ func (m *Monitor) Evaluate(ctx context.Context) Report {
 	rates := m.hist.rates(now, cur)
 	m.hist.add(now, cur)
 	r := build(now, m.window, snap, rates, queues, dlqErrs, probes)
-	alerts := m.th.check(now, &r, snap, queues)
+	r.Shared = shared
+	alerts := append(m.th.check(now, &r, snap, queues), sharedAlerts(shared)...)
 	raised, cleared := m.trackLocked(now, alerts)
 	prev := m.status
 	if r.Status != prev || m.since.IsZero() {

@@ -41,8 +41,12 @@ type Report struct {
 	// DLQErrors lists the dead-letter stores whose Stats failed.
 	DLQErrors []string      `json:"dlq_errors"`
 	Probes    []ProbeReport `json:"probes"`
+	// Shared lists the components of Config.Shared by name; absent when
+	// there are none.
+	Shared []SharedReport `json:"shared,omitempty"`
 	// Alerts are the thresholds crossed now, in the order overall,
-	// breakers, retries, bulkheads, dead-letter queues, probes.
+	// breakers, retries, bulkheads, dead-letter queues, probes, shared
+	// components.
 	Alerts []Alert `json:"alerts"`
 }
 
@@ -565,6 +569,7 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	none(&b, len(r.Probes))
 	r.writeAlerts(&b, "  ", AlertProbeUnhealthy)
+	r.writeShared(&b)
 
 	_, err := w.Write(b.Bytes())
 	return err

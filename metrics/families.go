@@ -88,6 +88,8 @@ const (
 	prChecks
 	prFailures
 
+	sharedDegraded
+
 	numFamilies
 )
 
@@ -171,4 +173,6 @@ var families = [numFamilies]Family{
 	prUp:       {"sluice_probe_up", gauge, "1 while the probe target is healthy, 0 while unhealthy.", lProbe},
 	prChecks:   {"sluice_probe_checks_total", counter, "Checks the probe made.", lProbe},
 	prFailures: {"sluice_probe_failures_total", counter, "Checks that failed.", lProbe},
+
+	sharedDegraded: {"sluice_shared_degraded", gauge, "1 while the shared component works from local state (its shared store unreachable), 0 while shared.", []string{"component"}},
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -58,6 +59,12 @@ type Config struct {
 	// no replay metrics.
 	Replays func() []ReplayStats
 
+	// Shared names the components whose state is shared between instances
+	// (a Redis limiter, a failover dead-letter store, a synchronised
+	// breaker), exported as sluice_shared_degraded{component}. If empty,
+	// none.
+	Shared map[string]sluice.SharedComponent
+
 	// Proxy, if set, is the sidecar's request metrics, which Handler
 	// exports next to the Collector's. If nil, none.
 	Proxy *Proxy
@@ -89,6 +96,7 @@ type Collector struct {
 	mon     *health.Monitor
 	dlqs    []health.DLQSource
 	replays func() []ReplayStats
+	shared  map[string]sluice.SharedComponent
 	proxy   *Proxy
 	runtime bool
 	timeout time.Duration
@@ -114,11 +122,17 @@ func New(cfg Config) (*Collector, error) {
 			return nil, fmt.Errorf("metrics: Config.DLQ[%d] must not be nil", i)
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Shared)) {
+		if cfg.Shared[name] == nil {
+			return nil, fmt.Errorf("metrics: Config.Shared[%q] must not be nil", name)
+		}
+	}
 	c := &Collector{
 		reg:     cfg.Registry,
 		mon:     cfg.Health,
 		dlqs:    append([]health.DLQSource(nil), cfg.DLQ...),
 		replays: cfg.Replays,
+		shared:  maps.Clone(cfg.Shared),
 		proxy:   cfg.Proxy,
 		runtime: cfg.Runtime,
 		timeout: cfg.ScrapeTimeout,
@@ -189,6 +203,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.collectDLQ(ctx, &e, rep)
 	e.counter(dlqStatsErrors, float64(c.dlqErrors.Load()))
+	for _, name := range slices.Sorted(maps.Keys(c.shared)) {
+		e.gauge(sharedDegraded, boolf(c.shared[name].Degraded()), name)
+	}
 }
 
 func (c *Collector) collectRegistry(e *emitter, s registry.Snapshot) {

@@ -145,10 +145,14 @@ type Limiter struct {
 	lease    *lease // nil without LimiterConfig.Lease
 
 	downUntil atomic.Int64 // UnixNano until which Redis is not tried; 0 = shared mode
+	degraded  atomic.Bool  // the last round trip failed
 	lastErr   atomic.Pointer[error]
 }
 
-var _ ratelimit.Limiter = (*Limiter)(nil)
+var (
+	_ ratelimit.Limiter      = (*Limiter)(nil)
+	_ sluice.SharedComponent = (*Limiter)(nil)
+)
 
 // Defaults of LimiterConfig.
 const (
@@ -237,9 +241,14 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 // Config returns the configuration in force, with defaults applied.
 func (l *Limiter) Config() LimiterConfig { return l.cfg }
 
-// Degraded reports whether the limiter is in its fail mode: Redis failed
-// within the last RetryInterval. The health report shows it.
-func (l *Limiter) Degraded() bool {
+// Degraded reports whether the limiter's last round trip to Redis failed:
+// it decides by its fail mode until one succeeds again (trying Redis once
+// per RetryInterval). The health report and sluice_shared_degraded show it.
+func (l *Limiter) Degraded() bool { return l.degraded.Load() }
+
+// inFailMode reports whether Redis failed within the last RetryInterval, so
+// that a call decides by the fail mode without trying Redis.
+func (l *Limiter) inFailMode() bool {
 	until := l.downUntil.Load()
 	return until != 0 && l.clock.Now().UnixNano() < until
 }
@@ -362,7 +371,7 @@ func (l *Limiter) Take(ctx context.Context, n int) (ratelimit.Decision, error) {
 	if l.lease != nil && l.lease.takeAt(l.clock.Now(), n) {
 		return ratelimit.Decision{Allowed: true}, nil
 	}
-	if l.Degraded() {
+	if l.inFailMode() {
 		return l.fallback(ctx, n, l.LastError())
 	}
 	bound := int64(-1)
@@ -399,6 +408,7 @@ func (l *Limiter) Take(ctx context.Context, n int) (ratelimit.Decision, error) {
 		return l.failed(ctx, n, err)
 	}
 	l.downUntil.Store(0)
+	l.degraded.Store(false)
 	allowed, _ := res[0].(int64)
 	us, _ := res[1].(int64)
 	d := time.Duration(us) * time.Microsecond
@@ -431,6 +441,7 @@ func (l *Limiter) giveBack(end, base string, n int) {
 func (l *Limiter) failed(ctx context.Context, n int, err error) (ratelimit.Decision, error) {
 	err = fmt.Errorf("%w: limiter %s: %w", ErrUnavailable, l.cfg.Key, err)
 	l.lastErr.Store(&err)
+	l.degraded.Store(true)
 	l.downUntil.Store(l.clock.Now().Add(l.cfg.RetryInterval).UnixNano())
 	return l.fallback(ctx, n, err)
 }
