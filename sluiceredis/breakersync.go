@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -529,6 +530,15 @@ func (s *BreakerSync) releaseLocked(epoch uint64) string {
 	return ""
 }
 
+// forgetSlots drops the probe slots held in records older than epoch: a
+// new record starts with no slots, and a probe whose breaker moved on
+// reports nothing.
+func (s *BreakerSync) forgetSlots(epoch uint64) {
+	s.mu.Lock()
+	s.held = slices.DeleteFunc(s.held, func(h heldSlot) bool { return h.epoch < epoch })
+	s.mu.Unlock()
+}
+
 // liveFor is how long a heartbeat keeps an instance live.
 func (s *BreakerSync) liveFor() time.Duration { return 3 * s.cfg.CheckInterval }
 
@@ -571,7 +581,10 @@ func (s *BreakerSync) apply(v []string) {
 	if epoch == 0 && at <= s.maxEpoch {
 		return
 	}
-	s.maxEpoch = max(s.maxEpoch, epoch)
+	if epoch > s.maxEpoch {
+		s.maxEpoch = epoch
+		s.forgetSlots(epoch)
+	}
 	now := l.Now()
 	f := breaker.Fleet{Epoch: epoch, Open: v[1] == "1", Opens: opens}
 	if f.Open {

@@ -500,3 +500,34 @@ func TestBreakerSyncSequentialProbes(t *testing.T) {
 		within(t, start, 2*sc.Timeout, "closed after 3 probe successes", func() bool { return x.b.State() == breaker.StateClosed })
 	}
 }
+
+// A probe whose breaker moved on reports nothing; its slot is forgotten
+// when a newer record arrives, and its lease frees it in Redis meanwhile.
+func TestBreakerSyncForgetsStaleSlots(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := breaker.Config{Name: "fleet", FailureThreshold: 1, OpenFor: 100 * time.Millisecond, HalfOpenMaxWait: 200 * time.Millisecond}
+	in := fleet(t, srv, 2, testSync, cfg)
+	at := trip(t, in[0], 1)
+	for _, x := range in {
+		within(t, at, 5*time.Second, "half-open", func() bool { return x.b.State() == breaker.StateHalfOpen })
+	}
+	p, err := in[0].b.Allow()
+	if err != nil || !p.Probe() {
+		t.Fatalf("instance 0 half-open: %+v %v, want a probe", p, err)
+	}
+	in[0].b.ForceClosed() // the probe's permit is stale now: its outcome reports nothing
+	p.Done(breaker.Success, 0)
+	if n := in[0].sync.HeldSlots(); n != 1 {
+		t.Fatalf("instance 0 holds %d slots, want the stale probe's 1", n)
+	}
+	// Instance 1 gets the slot once the lease ends, fails, and reopens.
+	within(t, time.Now(), 5*time.Second, "instance 1 probes after the lease", func() bool {
+		q, err := in[1].b.Allow()
+		if err != nil {
+			return false
+		}
+		q.Done(breaker.Failure, 0)
+		return true
+	})
+	within(t, time.Now(), bound(testSync), "instance 0 forgets the slot", func() bool { return in[0].sync.HeldSlots() == 0 })
+}
