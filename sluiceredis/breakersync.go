@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
 )
 
@@ -163,7 +164,10 @@ type queued struct {
 	slot string
 }
 
-var _ breaker.Shared = (*BreakerSync)(nil)
+var (
+	_ breaker.Shared         = (*BreakerSync)(nil)
+	_ sluice.SharedComponent = (*BreakerSync)(nil)
+)
 
 // maxQueued bounds the reports waiting for the worker; more are dropped
 // (they come one per trip or probe, so this is never reached in practice).
