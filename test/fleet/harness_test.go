@@ -89,16 +89,26 @@ func (in *instance) logs() string {
 	return in.log.String()
 }
 
+// mark returns the length of the log so far, for waitLogSince.
+func (in *instance) mark() int { return len(in.logs()) }
+
 // waitLog waits until the log holds want, at most limit.
 func (in *instance) waitLog(want string, limit time.Duration) bool {
+	return in.waitLogSince(0, want, limit)
+}
+
+// waitLogSince waits until the log after its first mark bytes holds want,
+// at most limit.
+func (in *instance) waitLogSince(mark int, want string, limit time.Duration) bool {
+	has := func() bool { return strings.Contains(in.logs()[mark:], want) }
 	deadline := time.Now().Add(limit)
-	for !strings.Contains(in.logs(), want) {
+	for !has() {
 		if time.Now().After(deadline) {
 			return false
 		}
 		select {
 		case <-in.done:
-			return strings.Contains(in.logs(), want)
+			return has()
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
