@@ -178,6 +178,7 @@ type shared struct {
 	lost   bool      // LostAt since the last ApplyAt
 	asking bool      // a probe slot request is out
 	denied time.Time // no probe slot is asked for before then
+	own    bool      // the breaker's latest opening was by its own rules
 }
 
 // attach connects b to its Shared link, at the end of New.
@@ -236,12 +237,17 @@ func (b *Breaker) applyFleetLocked(now time.Time, s *settings, f Fleet) {
 
 // fleetOpenLocked puts the breaker in the fleet's open period f: open until
 // f.ProbeAt, or half-open if that has passed. A breaker open by its own
-// trip keeps that trip's figures and cause, and takes the fleet's ProbeAt.
+// rules (most often the very trip or failed probe that opened the record)
+// keeps that opening's figures and cause, and takes the fleet's ProbeAt.
 func (b *Breaker) fleetOpenLocked(now time.Time, f Fleet) {
 	from := b.state
-	if from != ruleOpen || b.trip.At.IsZero() {
+	if from != ruleOpen || !b.sh.own {
 		b.trip = f.Trip
+		if b.trip.At.IsZero() {
+			b.trip.At = now
+		}
 	}
+	b.sh.own = false
 	b.gen++
 	b.probesOut, b.probeOK = 0, 0
 	if !now.Before(f.ProbeAt) {
@@ -351,6 +357,7 @@ func (b *Breaker) sharedOpenedLocked(from uint8, at time.Time) {
 	if sh == nil || b.mode != modeAuto {
 		return
 	}
+	sh.own = true
 	r := Report{Kind: ReportTrip, At: at, OpenFor: b.probeAt.Sub(at), Trip: b.trip}
 	if from == ruleHalfOpen && sh.bound && !sh.lost {
 		r.Kind, r.Epoch = ReportReopen, sh.epoch

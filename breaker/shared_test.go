@@ -27,6 +27,7 @@ type memFleet struct {
 	opens  int
 	ok     int
 	by     string
+	reason TripReason
 	leases map[string]time.Time // probe slot → end of its lease
 	votes  map[string]time.Time // instance → time of its latest trip
 
@@ -119,7 +120,7 @@ func (f *memFleet) view() Fleet {
 	v := Fleet{Epoch: f.epoch, Open: f.open, Opens: f.opens}
 	if f.open {
 		v.ProbeAt = f.until
-		v.Trip = Trip{Reason: TripConsecutive, Cause: fmt.Errorf("opened by %s", f.by)}
+		v.Trip = Trip{Reason: f.reason, Cause: fmt.Errorf("opened by %s", f.by)}
 	}
 	return v
 }
@@ -155,11 +156,11 @@ func (f *memFleet) handle(ml *memLink, r Report) {
 				break
 			}
 		}
-		f.openFor(ml, now, r.OpenFor)
+		f.openFor(ml, now, r.OpenFor, r.Trip.Reason)
 		changed = true
 	case ReportReopen:
 		if f.open && f.epoch == r.Epoch {
-			f.openFor(ml, now, r.OpenFor)
+			f.openFor(ml, now, r.OpenFor, r.Trip.Reason)
 			changed = true
 		}
 	case ReportProbeSuccess, ReportProbeFreed:
@@ -184,9 +185,9 @@ func (f *memFleet) handle(ml *memLink, r Report) {
 	}
 }
 
-func (f *memFleet) openFor(ml *memLink, now time.Time, d time.Duration) {
+func (f *memFleet) openFor(ml *memLink, now time.Time, d time.Duration, why TripReason) {
 	f.epoch++
-	f.open, f.until, f.ok, f.by = true, now.Add(d), 0, ml.id
+	f.open, f.until, f.ok, f.by, f.reason = true, now.Add(d), 0, ml.id, why
 	f.opens++
 	clear(f.leases)
 	clear(f.votes)
@@ -354,6 +355,13 @@ func TestSharedProbeFailureReopensEveryInstance(t *testing.T) {
 		if st.State != StateOpen || st.NextProbeIn != 2*time.Second {
 			t.Fatalf("instance %d: %v with next probe in %v, want open for 2s", i, st.State, st.NextProbeIn)
 		}
+		// Both show the reopening: instance 1 its own, instance 0 the record's.
+		if st.LastTrip.Reason != TripProbeFailed || !st.LastTrip.At.Equal(f.clock.Now()) {
+			t.Fatalf("instance %d: last trip %v at %v, want probe-failed now", i, st.LastTrip.Reason, st.LastTrip.At)
+		}
+	}
+	if c := bs[1].StatsAt(f.clock.Now()).LastTrip.Cause; c != nil {
+		t.Fatalf("instance 1 took the record's cause %v for its own failed probe's", c)
 	}
 }
 
@@ -652,4 +660,23 @@ func pending(f *memFleet) bool {
 		}
 	}
 	return false
+}
+
+// A breaker open for the fleet takes each newer record's trip; one open by
+// its own rules keeps its own when the record it caused arrives.
+func TestApplyFleetTripFigures(t *testing.T) {
+	f, bs := fleetOf(t, 1, 0, Config{FailureThreshold: 1, OpenFor: time.Minute})
+	b, l := bs[0], f.links[0].l
+	l.ApplyAt(t0, Fleet{Epoch: 5, Open: true, ProbeAt: t0.Add(time.Minute), Trip: Trip{Reason: TripFailureRate}})
+	l.ApplyAt(t0, Fleet{Epoch: 6, Open: true, ProbeAt: t0.Add(time.Minute), Trip: Trip{Reason: TripProbeFailed}})
+	if got := b.StatsAt(t0).LastTrip; got.Reason != TripProbeFailed || !got.At.Equal(t0) {
+		t.Fatalf("after a newer record: last trip %v at %v, want the record's probe-failed at %v", got.Reason, got.At, t0)
+	}
+	b.Reset()
+	p, _ := b.AllowAt(t0)
+	p.DoneAt(t0, Failure, 0) // its own trip, reported
+	l.ApplyAt(t0, Fleet{Epoch: 7, Open: true, ProbeAt: t0.Add(time.Minute), Trip: Trip{Reason: TripFailureRate}})
+	if got := b.StatsAt(t0).LastTrip; got.Reason != TripConsecutive {
+		t.Fatalf("after the record of its own trip: last trip %v, want its own consecutive-failures", got.Reason)
+	}
 }
