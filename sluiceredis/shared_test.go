@@ -15,6 +15,14 @@ import (
 	"github.com/sluice-go/sluice/sluiceredis"
 )
 
+// Every component of this package with shared state reports its mode the
+// same way.
+var (
+	_ sluice.SharedComponent = (*sluiceredis.Limiter)(nil)
+	_ sluice.SharedComponent = (*sluiceredis.BreakerSync)(nil)
+	_ sluice.SharedComponent = (*dlq.Failover)(nil)
+)
+
 // The limiter and the failover store are sluice.SharedComponents: with
 // Redis killed, the health report raises shared_degraded for each and the
 // metrics say sluice_shared_degraded 1; once Redis is back and each has
