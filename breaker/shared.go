@@ -106,6 +106,7 @@ func (k ReportKind) String() string {
 
 // Report is one thing a breaker's rules did, for its Shared link.
 type Report struct {
+	// Kind is what the rules did.
 	Kind ReportKind
 	// Epoch is the fleet record the breaker's state was bound to; zero for
 	// a ReportTrip from a state of its own.

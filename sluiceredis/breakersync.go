@@ -605,9 +605,12 @@ func (s *BreakerSync) apply(v []string) {
 // carries (breaker.Trip.Cause, wrapped by its rejections): which instance
 // opened the record, and by what rule.
 type RemoteTripError struct {
-	Key      string
+	// Key is the record's key (SyncConfig.Key).
+	Key string
+	// Instance is the SyncConfig.Instance of the instance that opened it.
 	Instance string
-	Reason   breaker.TripReason
+	// Reason is the rule that tripped there.
+	Reason breaker.TripReason
 }
 
 // Error names the record, the instance and the rule.
