@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/sluice-go/sluice/dlq"
 	"github.com/sluice-go/sluice/internal/redistest"
 	"github.com/sluice-go/sluice/proxy"
@@ -194,4 +196,60 @@ routes:
 	if !strings.Contains(logs.String(), "breaker sharing is not active yet") {
 		t.Errorf("the log does not say breakers stay local:\n%s", logs)
 	}
+}
+
+// connectedClients returns the number of client connections the server
+// of c holds, c's own included.
+func connectedClients(t *testing.T, c *redis.Client) int {
+	t.Helper()
+	info := c.Info(context.Background(), "clients").Val()
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
+			n := 0
+			for _, c := range v {
+				n = n*10 + int(c-'0')
+			}
+			return n
+		}
+	}
+	t.Fatalf("no connected_clients in INFO: %q", info)
+	return 0
+}
+
+func TestReloadMovesSharedLimits(t *testing.T) {
+	first, second := redistest.Start(t), redistest.Start(t)
+	up := newUpstream(t, status(200, "ok"))
+	dir := t.TempDir()
+	src := func(rds *redistest.Server) string {
+		return `storage:
+  dlq: "bolt://` + dir + `/dlq.db"
+  ratelimit: "` + rds.URL() + `"
+routes:
+  - name: api
+    upstreams: [` + up.URL + `]
+    rate_limit: {rate: 1, per: 1h}
+`
+	}
+	h, _ := serveConfig(t, src(first))
+	if resp, _ := h.do("GET", "/x", ""); resp.StatusCode != 200 {
+		t.Fatalf("first call = %d", resp.StatusCode)
+	}
+	probe := first.Client()
+	idle := connectedClients(t, probe) // the sidecar's connection and the probe's
+	if err := h.srv.Reload(parse(t, src(first))); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := h.do("GET", "/x", ""); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("after a reload that keeps storage.ratelimit: %d, want 429 (the same shared limit)", resp.StatusCode)
+	}
+	if err := h.srv.Reload(parse(t, src(second))); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := h.do("GET", "/x", ""); resp.StatusCode != 200 {
+		t.Errorf("after moving storage.ratelimit to a fresh Redis: %d, want 200", resp.StatusCode)
+	}
+	if second.Client().Exists(context.Background(), sluiceredis.LimiterKey("api/route", "")).Val() != 1 {
+		t.Error("the limit is not on the new Redis")
+	}
+	waitFor(t, "the old Redis client to be closed", func() bool { return connectedClients(t, probe) < idle })
 }
