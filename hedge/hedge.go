@@ -308,9 +308,6 @@ func (c *call) fire() {
 	}
 	c.mu.Unlock()
 	h.hedges.Add(1)
-	if h.onHedge != nil {
-		h.onHedge(Event{Name: h.name, Attempt: i, Delay: c.delay})
-	}
 	c.runHedge(i, f, context.WithValue(actx, attemptKey{}, i))
 }
 
@@ -318,6 +315,7 @@ func (c *call) fire() {
 // runtime.Goexit.
 var errGoexit = errors.New("hedge: an attempt called runtime.Goexit")
 
+// runHedge calls OnHedge and runs hedge i, recovering a panic in either.
 func (c *call) runHedge(i int, f sluice.Next, ctx context.Context) {
 	defer c.wg.Done()
 	returned := false
@@ -339,6 +337,9 @@ func (c *call) runHedge(i int, f sluice.Next, ctx context.Context) {
 		}
 		c.mu.Unlock()
 	}()
+	if h := c.h; h.onHedge != nil {
+		h.onHedge(Event{Name: h.name, Attempt: i, Delay: c.delay})
+	}
 	err := f.Run(ctx)
 	returned = true
 	c.mu.Lock()

@@ -479,3 +479,19 @@ func TestFakeClock(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
+
+// A panicking OnHedge is a panic of the hedge: raised on the caller's
+// goroutine, not crashing the process from the hedge's.
+func TestPanicInOnHedge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := mustNew(t, hedge.Config{Delay: 100 * ms, OnHedge: func(hedge.Event) { panic("listener") }})
+		var got any
+		func() {
+			defer func() { got = recover() }()
+			_ = sluice.NewPipeline(h).Do(context.Background(), func(ctx context.Context) error { return wait(ctx, time.Hour) })
+		}()
+		if got != "listener" {
+			t.Fatalf("recovered %v, want the listener's panic", got)
+		}
+	})
+}
