@@ -532,3 +532,30 @@ func TestBreakerSyncForgetsStaleSlots(t *testing.T) {
 	})
 	within(t, time.Now(), bound(testSync), "instance 0 forgets the slot", func() bool { return in[0].sync.HeldSlots() == 0 })
 }
+
+// A half-open record nobody probes expires RecordTTL after its open period;
+// the instances, told at their next read, go on by their local rules: each
+// probes by itself.
+func TestBreakerSyncRecordExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	sc := testSync
+	sc.RecordTTL = 100 * time.Millisecond
+	cfg := breaker.Config{Name: "fleet", FailureThreshold: 1, OpenFor: 100 * time.Millisecond}
+	in := fleet(t, srv, 2, sc, cfg)
+	c := srv.Client()
+	at := trip(t, in[0], 1)
+	within(t, at, 5*time.Second, "the record opens", func() bool { return c.Exists(bg, sluiceredis.BreakerKey("fleet")).Val() == 1 })
+	within(t, at, 5*time.Second, "the record expires", func() bool { return c.Exists(bg, sluiceredis.BreakerKey("fleet")).Val() == 0 })
+	// Within a read, both are local: each gets a probe of its own (the
+	// fleet's one slot would admit one).
+	for i, x := range in {
+		within(t, time.Now(), bound(sc), "instance "+string(rune('0'+i))+" probes by itself", func() bool {
+			p, err := x.b.Allow()
+			if err != nil {
+				return false
+			}
+			defer p.Done(breaker.Ignored, 0)
+			return p.Probe() && c.ZCard(bg, sluiceredis.BreakerKey("fleet")+":p").Val() == 0
+		})
+	}
+}
