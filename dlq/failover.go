@@ -182,6 +182,8 @@ func (f *Failover) Options() FailoverOptions { return f.opt }
 
 // Degraded reports whether the store is not in shared mode: the primary is
 // unreachable, or messages put while it was are not all moved to it yet.
+// A new Failover is degraded until the migrator's first pass has found the
+// local store empty (at once, when it is).
 func (f *Failover) Degraded() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -50,7 +50,7 @@ type batcher struct {
 func (b *batcher) do(ctx context.Context, r *request, wait time.Duration) ([]any, error) {
 	r.done = make(chan struct{})
 	if b.single {
-		b.flush([]*request{r})
+		b.flush(ctx, r, []*request{r})
 		return r.reply, r.err
 	}
 	b.mu.Lock()
@@ -61,7 +61,7 @@ func (b *batcher) do(ctx context.Context, r *request, wait time.Duration) ([]any
 	}
 	b.mu.Unlock()
 	if lead {
-		b.flush(b.take())
+		b.flush(ctx, r, b.take())
 		b.handOff()
 	}
 	select {
@@ -118,7 +118,7 @@ func (b *batcher) handOff() {
 			batch := b.pending
 			b.pending = nil
 			b.mu.Unlock()
-			b.flush(batch)
+			b.flush(context.Background(), nil, batch)
 		}
 	}()
 }
@@ -137,13 +137,18 @@ func (b *batcher) abandon(r *request) {
 }
 
 // flush sends batch as one pipeline, bounded by the Limiter's Timeout, and
-// hands each request its reply. A batch of one is a plain EVALSHA.
-func (b *batcher) flush(batch []*request) {
+// hands each request its reply. A batch of one is a plain EVALSHA; if that
+// one is own, the request of the caller flushing, the caller's ctx bounds
+// it too (a batch of others' requests is not cut short by it).
+func (b *batcher) flush(ctx context.Context, own *request, batch []*request) {
 	if len(batch) == 0 {
 		return
 	}
+	if len(batch) != 1 || batch[0] != own {
+		ctx = context.Background()
+	}
 	l := b.l
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 	if len(batch) == 1 {
 		r := batch[0]

@@ -364,3 +364,24 @@ func admittedInWindow(t *testing.T, ls []*sluiceredis.Limiter, window time.Durat
 	wg.Wait()
 	return in.Load()
 }
+
+// A lone caller's own deadline, shorter than Timeout, bounds its round
+// trip to a hung server: it gets its context's error in time, and the
+// limiter does not count that as a Redis failure.
+func TestLimiterCallerDeadlineOnHungServer(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLimiter(t, srv, sluiceredis.LimiterConfig{Rate: 100, Burst: 10, Timeout: 2 * time.Second})
+	take(t, l, 1) // connected
+	srv.Pause()
+	defer srv.Resume()
+	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := l.Take(ctx, 1)
+	if el := time.Since(start); el > 500*time.Millisecond {
+		t.Fatalf("Take with a 50ms deadline took %v on a hung server", el)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || l.Degraded() {
+		t.Fatalf("Take = %v, degraded %v; want the context's deadline, not degraded", err, l.Degraded())
+	}
+}
