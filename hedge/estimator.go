@@ -28,7 +28,7 @@ const (
 // MaxDelay apply) is within this fraction of the exact nearest-rank
 // percentile of the latencies in the window. Longer latencies count as
 // 68.7 s.
-const RelativeError = 1.0 / (2 * subBuckets)
+const RelativeError = 1.0 / 32 // 1/(2·subBuckets)
 
 // bucketOf returns the bucket of a latency of ns nanoseconds.
 func bucketOf(ns int64) int {
