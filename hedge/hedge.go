@@ -222,7 +222,7 @@ type call struct {
 	panicked bool
 	panicVal any
 	cancels  [MaxMaxHedges + 1]context.CancelCauseFunc
-	forks    [MaxMaxHedges + 1]sluice.Next // forks[0] is next itself
+	forks    [MaxMaxHedges + 1]sluice.Next // of the hedges; forks[0] is unused (the first attempt runs on next)
 }
 
 func (h *Hedge) newCall() any {
@@ -237,7 +237,7 @@ func (h *Hedge) newCall() any {
 func (c *call) begin(ctx context.Context, next sluice.Next, delay time.Duration, cancel context.CancelCauseFunc) {
 	c.ctx, c.next, c.delay = ctx, next, delay
 	c.started, c.running = 1, 1
-	c.forks[0], c.cancels[0] = next, cancel
+	c.cancels[0] = cancel
 }
 
 // arm schedules fire after d. Called under mu.
@@ -450,6 +450,8 @@ func (c *call) reset() {
 	c.decided, c.winner, c.err = false, 0, nil
 	c.cand, c.candErr, c.candWeak = 0, nil, false
 	clear(c.cancels[:c.started])
-	clear(c.forks[:c.started])
+	if c.started > 1 {
+		clear(c.forks[1:c.started])
+	}
 	c.started, c.running = 0, 0
 }
