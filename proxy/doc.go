@@ -72,6 +72,7 @@
 //	breaker open            503, Retry-After (seconds to the next probe), Sluice-Reject: circuit-open
 //	bulkhead full           503, Sluice-Reject: bulkhead-full
 //	rate limited            429, Retry-After, Sluice-Reject: rate-limited
+//	limit's Redis away      503, Sluice-Reject: rejected (storage.ratelimit on_failure: error)
 //	timeout                 504, Sluice-Reject: timeout
 //	retries exhausted       the upstream's last answer, marked Sluice-Retry: no (502 if it never answered)
 //	queued to the DLQ       202, Sluice-Queued: <id>, written once the request is on disk

@@ -57,8 +57,9 @@ type routeLimit struct {
 	one      ratelimit.Limiter // without a key
 	mu       sync.Mutex        // guards byKey and lru
 	byKey    map[string]*list.Element
-	lru      list.List // of *keyedLimiter, most recent first
-	degraded atomic.Bool
+	lru      list.List             // of *keyedLimiter, most recent first
+	degraded atomic.Bool           // in the fail mode since the last Take
+	lastErr  atomic.Pointer[error] // the last Redis failure, for health
 }
 
 type keyedLimiter struct {
@@ -168,6 +169,9 @@ func (rl *routeLimit) noteMode(l ratelimit.Limiter, err error) {
 		return
 	}
 	now := rdl.Degraded()
+	if e := rdl.LastError(); e != nil {
+		rl.lastErr.Store(&e)
+	}
 	if rl.degraded.Swap(now) == now {
 		return
 	}
@@ -223,4 +227,36 @@ func limitKey(k string, r *http.Request) string {
 		v = "sha256:" + hex.EncodeToString(sum[:16])
 	}
 	return v
+}
+
+// sharedLimits is the health and metrics view of the limits on Redis
+// (sluice.SharedComponent): degraded while any limit of the configuration
+// in force is in its fail mode.
+type sharedLimits struct{ s *Server }
+
+// Degraded reports whether a limit is deciding by its fail mode.
+func (sl sharedLimits) Degraded() bool {
+	for _, rl := range sl.limits() {
+		if rl.degraded.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// LastError returns a limit's last Redis failure, or nil.
+func (sl sharedLimits) LastError() error {
+	for _, rl := range sl.limits() {
+		if p := rl.lastErr.Load(); p != nil {
+			return *p
+		}
+	}
+	return nil
+}
+
+func (sl sharedLimits) limits() map[string]*routeLimit {
+	if st := sl.s.live.Load(); st != nil {
+		return st.built.limits
+	}
+	return nil
 }

@@ -203,7 +203,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.store, s.ownStore, s.dlqClient = st, true, c
 	}
 	s.replayLease = cfg.Storage.DLQ.ReplayLease
+	var shared map[string]sluice.SharedComponent
+	if cfg.Storage.RateLimit.IsRedis() {
+		shared = map[string]sluice.SharedComponent{"ratelimit": sharedLimits{s}}
+	}
 	mon, err := health.New(health.Config{
+		Shared:   shared,
 		Registry: s.reg,
 		DLQ:      []health.DLQSource{s.store},
 		Clock:    s.clock,
@@ -216,6 +221,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.monitor = mon
 	s.obs = newObserver()
 	col, err := metrics.New(metrics.Config{
+		Shared:   shared,
 		Registry: s.reg,
 		Health:   mon,
 		DLQ:      []health.DLQSource{s.store},

@@ -182,6 +182,10 @@ func TestSharedRateLimitFailModes(t *testing.T) {
 		if !strings.Contains(logs.String(), "rate limit lost Redis") {
 			t.Errorf("%s: the log does not say the limit lost Redis:\n%s", tc.extra, logs)
 		}
+		rep := h.srv.Monitor().Evaluate(context.Background())
+		if len(rep.Shared) != 1 || rep.Shared[0].Name != "ratelimit" || !rep.Shared[0].Degraded || rep.Shared[0].LastError == "" {
+			t.Errorf("%s: health report's shared components = %+v, want ratelimit degraded with its error", tc.extra, rep.Shared)
+		}
 	}
 }
 
@@ -253,3 +257,11 @@ routes:
 	}
 	waitFor(t, "the old Redis client to be closed", func() bool { return connectedClients(t, probe) < idle })
 }
+
+// quietRedis drops go-redis's own log lines (failed dials while a test has
+// killed Redis); the tests check what the Server does instead.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func init() { redis.SetLogger(quietRedis{}) }

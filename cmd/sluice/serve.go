@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-go/sluice/config"
@@ -84,6 +85,7 @@ func (o *serveOptions) run(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log)
+	redis.SetLogger(redisLog{log}) // go-redis's dial failures, in the log's format
 
 	sigs := o.signals
 	if sigs == nil {
@@ -183,6 +185,15 @@ func listen(cfg *config.Config) (proxyLn, adminLn net.Listener, err error) {
 		return nil, nil, fmt.Errorf("admin.listen: %w", err)
 	}
 	return proxyLn, adminLn, nil
+}
+
+// redisLog passes go-redis's own messages (failed dials while Redis is
+// away, which the limits and the store report themselves) to the process
+// log at debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // newLogger returns the process log: text (or JSON) on w at the
