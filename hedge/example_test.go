@@ -37,20 +37,22 @@ func ExampleHedge() {
 }
 
 // Hedges and retries share one budget of extra attempts when the Hedge is
-// given the Retry's: here a budget with no reserve, empty at first, refuses
-// the hedge, and the slow first attempt is waited for.
+// given the Retry's: the hedge below is counted by the budget as a retry.
 func ExampleConfig_budget() {
-	budget, _ := retry.NewBudget(retry.BudgetConfig{MinRetriesPerSecond: -1})
-	rt := retry.MustNew(retry.Config{Budget: budget})
+	rt := retry.MustNew(retry.Config{})
 	h := hedge.MustNew(hedge.Config{Delay: time.Millisecond, Budget: rt.Budget()})
 	p := sluice.NewPipeline(rt, h)
 
 	err := p.Do(context.Background(), func(ctx context.Context) error {
-		time.Sleep(50 * time.Millisecond) // far slower than the delay
+		if hedge.Attempt(ctx) == 0 {
+			<-ctx.Done() // stalled until the hedge answers
+			return ctx.Err()
+		}
 		return nil
 	})
-	fmt.Println(err, h.Stats().Hedges, "hedges,", h.Stats().Refused, "refused")
-	// Output: <nil> 0 hedges, 1 refused
+	_, retries := rt.Budget().(*retry.RatioBudget).CountsAt(time.Now())
+	fmt.Println(err, "| hedges:", h.Stats().Hedges, "| retries the budget counted:", retries)
+	// Output: <nil> | hedges: 1 | retries the budget counted: 1
 }
 
 // The delay can follow the policy's own latency: here the 95th percentile
