@@ -81,7 +81,7 @@
 //
 // The latencies are counted in a log-scale histogram with 16 buckets per
 // power of two, one per fifth of Config.Window (10 s by default); the
-// window moves a fifth at a time. Counting is an atomic increment, with no
+// window moves a fifth at a time. Counting is two atomic increments, with no
 // lock; the percentile is the midpoint of the bucket that holds the
 // nearest-rank percentile of the window's latencies, so it is within
 // RelativeError (1/32, about 3 %) of the exact value for latencies up to
