@@ -104,17 +104,21 @@ func TestFailoverRedisKilled(t *testing.T) {
 	s := newFailover(t, srv, "", timeout, nil)
 	var want []dlq.ID
 	putN := func(n int, what string) {
+		var slowest time.Duration
 		for i := range n {
 			start := time.Now()
 			id, err := s.f.Put(bg, dlq.Message{Queue: "q", Payload: []byte(fmt.Sprintf("%s %d", what, i))})
 			if err != nil {
 				t.Fatalf("%s: Put %d: %v", what, i, err)
 			}
-			if el := time.Since(start); el > timeout+300*time.Millisecond {
+			el := time.Since(start)
+			if el > timeout+300*time.Millisecond {
 				t.Fatalf("%s: Put %d took %v with a %v timeout", what, i, el, timeout)
 			}
+			slowest = max(slowest, el)
 			want = append(want, id)
 		}
+		t.Logf("%s: %d puts, the slowest %v", what, n, slowest)
 	}
 	putN(20, "shared")
 	if s.f.Degraded() || len(all(t, s.bolt)) != 0 || len(all(t, s.redis)) != 20 {
@@ -169,6 +173,7 @@ func TestFailoverRedisKilled(t *testing.T) {
 	if c := s.f.Counts(); c.Moved != 49 {
 		t.Fatalf("counts %+v, want 49 moved", c)
 	}
+	t.Logf("after the restart: %d in Redis, none in bolt, counts %+v", len(inRedis), s.f.Counts())
 	failed, err := s.redis.Get(bg, claimed[1].ID)
 	if err != nil || failed.Attempts != 1 || failed.LastError != "503" || !failed.NextReplay.Equal(now.Add(time.Minute)) {
 		t.Fatalf("the failed message in Redis = %+v, %v; want its failure kept", failed, err)
