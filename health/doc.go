@@ -19,7 +19,9 @@
 // The score is the mean of the components present (a registry without
 // bulkheads has no bulkhead component; with no component at all the score
 // is 1). The status is healthy above 0.8, degraded above 0.6, and critical
-// otherwise. Probes and dead-letter queues do not move the score; they raise
+// otherwise. Probes, dead-letter queues and shared components (Config.Shared:
+// a Redis limiter, a failover dead-letter store, a breaker sync, working
+// from local state while Redis is away) do not move the score; they raise
 // alerts.
 //
 // # Windows
