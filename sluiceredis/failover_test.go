@@ -1,10 +1,13 @@
 package sluiceredis_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -323,5 +326,82 @@ func TestStoreImport(t *testing.T) {
 	}
 	if err := s.Import(bg, dlq.Message{Queue: "q"}); !errors.Is(err, dlq.ErrInvalidMessage) {
 		t.Fatalf("Import of the zero ID = %v, want ErrInvalidMessage", err)
+	}
+}
+
+// A Replayer over the Failover goes on replaying while Redis is down: it
+// claims the messages put into bolt meanwhile and acknowledges them there;
+// the messages that were in Redis wait, and are replayed once it is back.
+// Every message is replayed once and none is left.
+func TestFailoverReplayGoesOnWhileRedisIsDown(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newFailover(t, srv, "", 200*time.Millisecond, nil)
+	put := func(what string, n int) {
+		for i := range n {
+			if _, err := s.f.Put(bg, dlq.Message{Queue: "q", Payload: []byte(fmt.Sprintf("%s %d", what, i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	put("shared", 5)
+	srv.Kill()
+	put("local", 10)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	r, err := dlq.NewReplayer(s.f, "q", func(_ context.Context, m dlq.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[string(m.Payload)]++
+		return nil
+	}, dlq.ReplayerConfig{PollInterval: 10 * time.Millisecond, Lease: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	replayed := func(prefix string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for p, c := range seen {
+			if strings.HasPrefix(p, prefix) {
+				n += c
+			}
+		}
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s (%d local and %d shared replayed)", what, replayed("local"), replayed("shared"))
+			}
+			time.Sleep(5 * time.Millisecond) // polling the replayer's progress, bounded above
+		}
+	}
+	waitFor("the local messages replayed while Redis is down", func() bool { return replayed("local") == 10 })
+	if n := replayed("shared"); n != 0 {
+		t.Fatalf("%d messages from the dead Redis were replayed", n)
+	}
+	// Each is deleted (locally) after its handler returns.
+	waitFor("the replayed messages deleted from bolt", func() bool { return len(all(t, s.bolt)) == 0 })
+	if !s.f.Degraded() {
+		t.Fatal("the store left degraded mode with Redis down")
+	}
+	srv.Restart()
+	waitFor("the Redis messages replayed after the restart", func() bool { return replayed("shared") == 5 })
+	waitShared(t, s.f)
+	waitFor("Redis emptied", func() bool { return len(all(t, s.redis)) == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	for p, c := range seen {
+		if c != 1 {
+			t.Fatalf("%q replayed %d times", p, c)
+		}
+	}
+	if len(seen) != 15 {
+		t.Fatalf("replayed %d distinct messages, want 15", len(seen))
 	}
 }
