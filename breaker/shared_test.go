@@ -680,3 +680,35 @@ func TestApplyFleetTripFigures(t *testing.T) {
 		t.Fatalf("after the record of its own trip: last trip %v, want its own consecutive-failures", got.Reason)
 	}
 }
+
+// Update keeps the link when given the Config the breaker returns, and
+// refuses to swap or drop it; Close closes it.
+func TestSharedUpdateAndClose(t *testing.T) {
+	f, bs := fleetOf(t, 1, 0, Config{FailureThreshold: 1})
+	b := bs[0]
+	cfg := b.Config()
+	cfg.FailureThreshold = 3
+	if err := b.Update(cfg); err != nil {
+		t.Fatalf("Update with the same Shared: %v", err)
+	}
+	cfg.Shared = newMemFleet(f.clock, 0).join()
+	if err := b.Update(cfg); err == nil || err.Error() != "breaker: Update cannot change Config.Shared" {
+		t.Fatalf("Update with another Shared: %v, want an error naming Config.Shared", err)
+	}
+	cfg.Shared = nil
+	if err := b.Update(cfg); err == nil {
+		t.Fatal("Update without Shared: no error")
+	}
+	closing := &closeCounter{memLink: f.join()}
+	c := MustNew(Config{Clock: f.clock, Shared: closing})
+	if err := c.Close(); err != nil || closing.closed != 1 {
+		t.Fatalf("Close: %v, link closed %d times, want once", err, closing.closed)
+	}
+}
+
+type closeCounter struct {
+	*memLink
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
