@@ -238,7 +238,7 @@ func (b *Breaker) executeClosed(ctx context.Context, next sluice.Next, w uint64)
 	finished := false
 	defer func() {
 		if !finished { // next (or IsFailure) panicked, or called runtime.Goexit
-			b.finish(b.set.Load(), p, false, time.Time{}, Failure, nil)
+			b.finish(b.set.Load(), p, Failure, nil)
 		}
 	}()
 	err = next.Run(ctx)
@@ -253,7 +253,7 @@ func (b *Breaker) executeClosed(ctx context.Context, next sluice.Next, w uint64)
 		o = s.classify(ctx, err)
 	}
 	finished = true
-	b.finish(s, p, false, time.Time{}, o, err)
+	b.finish(s, p, o, err)
 	return err
 }
 
@@ -270,7 +270,7 @@ func (b *Breaker) execute(ctx context.Context, next sluice.Next) (err error) {
 	finished := false
 	defer func() {
 		if !finished {
-			b.finish(s, p, timed, now, Failure, nil)
+			b.finishStarted(s, p, timed, now, Failure, nil)
 		}
 	}()
 	err = next.Run(ctx)
@@ -279,7 +279,7 @@ func (b *Breaker) execute(ctx context.Context, next sluice.Next) (err error) {
 		o = s.classify(ctx, err)
 	}
 	finished = true
-	b.finish(s, p, timed, now, o, err)
+	b.finishStarted(s, p, timed, now, o, err)
 	return err
 }
 
@@ -335,24 +335,37 @@ func (s *settings) classify(ctx context.Context, err error) Outcome {
 	return Success
 }
 
-// finish records the outcome of a call admitted by Execute at start; timed
-// says whether to measure it against SlowCallDuration. err is the call's
-// error, kept as the cause if the outcome opens the breaker.
-func (b *Breaker) finish(s *settings, p Permit, timed bool, start time.Time, o Outcome, err error) {
-	var now time.Time
-	slow := false
-	if timed {
-		now = s.clock.Now()
-		slow = now.Sub(start) > s.slowDur
+// finish records the outcome of an untimed call admitted by Execute,
+// reading the clock only if the outcome may change the rules. err is the
+// call's error, kept as the cause if the outcome opens the breaker.
+func (b *Breaker) finish(s *settings, p Permit, o Outcome, err error) {
+	if o == Success && b.word.Load()&cleanBit != 0 {
+		b.successes.Inc()
+		return
 	}
+	b.record(s.clock.Now(), s, p, o, false, true, err)
+}
+
+// finishTimed is finish for a call admitted at start, measured against
+// SlowCallDuration.
+func (b *Breaker) finishTimed(s *settings, p Permit, start time.Time, o Outcome, err error) {
+	now := s.clock.Now()
+	slow := now.Sub(start) > s.slowDur
 	if o == Success && !slow && b.word.Load()&cleanBit != 0 {
 		b.successes.Inc()
 		return
 	}
-	if !timed {
-		now = s.clock.Now()
-	}
 	b.record(now, s, p, o, slow, true, err)
+}
+
+// finishStarted is finishTimed when timed says that calls are measured,
+// else finish.
+func (b *Breaker) finishStarted(s *settings, p Permit, timed bool, start time.Time, o Outcome, err error) {
+	if timed {
+		b.finishTimed(s, p, start, o, err)
+		return
+	}
+	b.finish(s, p, o, err)
 }
 
 // Permit is the right to make one call, granted by Allow or AllowAt. Report
