@@ -23,6 +23,10 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Storage says where durable state lives.
 	Storage Storage `yaml:"storage"`
+	// InstanceID names this instance to the rest of a fleet (in shared
+	// breaker records) and to operators (health report, dashboard). It
+	// must be unique in the fleet. If empty, the sidecar uses host:pid.
+	InstanceID string `yaml:"instance_id,omitempty"`
 	// Log configures the process log.
 	Log Log `yaml:"log"`
 	// Server bounds the client connections of the proxy and admin servers.

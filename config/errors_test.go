@@ -277,7 +277,7 @@ policies:
 			`sluice.yaml:1:3: keys must be plain strings, got a list`,
 		}},
 		{"bad merge", "base: &b [1]\n", []string{
-			`sluice.yaml:1:1: base: unknown key (want one of admin, listen, log, policies, routes, server, shutdown_grace, storage)`,
+			`sluice.yaml:1:1: base: unknown key (want one of admin, instance_id, listen, log, policies, routes, server, shutdown_grace, storage)`,
 			`sluice.yaml:1:1: routes: at least one route is required`,
 		}},
 		{"merge of a scalar", "policies:\n  p:\n    <<: 5\n" + route, []string{
@@ -291,7 +291,7 @@ policies:
   p:
     retry: {<<: *shared}
 ` + route, []string{
-			`sluice.yaml:1:1: x: unknown key (want one of admin, listen, log, policies, routes, server, shutdown_grace, storage)`,
+			`sluice.yaml:1:1: x: unknown key (want one of admin, instance_id, listen, log, policies, routes, server, shutdown_grace, storage)`,
 			`sluice.yaml:1:30: policies.p.retry.bogus: unknown key (want one of backoff, base_delay, budget, jitter, jitter_ratio, max_attempts, max_delay, max_elapsed, multiplier, retry_on_status)`,
 		}},
 		{"syntax error", "listen: :80\nadmin: {listen: x\nroutes: []\n", []string{

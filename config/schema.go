@@ -23,6 +23,12 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 			"listen":  func(v *yaml.Node, p string) { c.Listen = d.address(v, p) },
 			"admin":   func(v *yaml.Node, p string) { adminSeen = d.admin(v, p, &c.Admin) },
 			"storage": func(v *yaml.Node, p string) { d.storage(v, p, &c.Storage) },
+			"instance_id": func(v *yaml.Node, p string) {
+				c.InstanceID = d.str(v, p)
+				if err := checkInstanceID(c.InstanceID); err != nil {
+					d.errorf(v, p, "%v", err)
+				}
+			},
 			"log": func(v *yaml.Node, p string) {
 				d.mapping(v, p, fields{
 					"level": func(v *yaml.Node, p string) {
@@ -480,4 +486,18 @@ func (d *decoder) checkQueuedBodies(c *Config, nodes []routeNodes, headerNode *y
 		d.errorf(at, field, "%v is more than a queued request can hold: a dead-letter record holds %v, of which %v is kept for the request's header (server.max_header_bytes %v); lower max_retry_body to at most %v",
 			r.MaxRetryBody, DLQRecordBytes, overhead, c.Server.MaxHeaderBytes, DLQRecordBytes-overhead)
 	}
+}
+
+// checkInstanceID checks instance_id: printable, no spaces, at most 128
+// bytes, since it names the instance in shared records and reports.
+func checkInstanceID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("must not be empty (leave it out for host:pid)")
+	case len(id) > 128:
+		return fmt.Errorf("bad instance id: %d bytes, at most 128", len(id))
+	case strings.ContainsFunc(id, func(c rune) bool { return c <= ' ' || c == 0x7f }):
+		return fmt.Errorf("bad instance id %q: no spaces or control characters", id)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -28,8 +29,9 @@ type Storage struct {
 	// own limits.
 	RateLimit Backend `yaml:"ratelimit,omitempty"`
 	// Breakers, if its URL is set, is the Redis for circuit breaker state
-	// shared by the fleet. The sidecar opens it and says in its log that
-	// sharing is not active yet: breakers stay per process.
+	// shared by the fleet: the breaker of a route's upstream opens in
+	// every instance when it trips in one (Mode shared) or in enough of
+	// them (Mode quorum). If not set, each process keeps its own breakers.
 	Breakers Backend `yaml:"breakers,omitempty"`
 }
 
@@ -55,6 +57,12 @@ type Backend struct {
 	// TLS configures a TLS URL's connection.
 	TLS *TLS `yaml:"tls,omitempty"`
 
+	// Fallback (storage.dlq with a Redis URL only) is where dead letters
+	// go while Redis cannot be reached: bolt://PATH, a local file whose
+	// messages move to Redis once it answers again, or FallbackNone for
+	// none (a put fails while Redis is away). If empty, DefaultDLQFallback.
+	Fallback string `yaml:"fallback,omitempty"`
+
 	// ReplayLease (storage.dlq only) is how long a replaying instance holds
 	// the messages it claimed; another instance takes them over once it
 	// ends. If zero, the dlq package's default (5 minutes).
@@ -71,7 +79,45 @@ type Backend struct {
 	// RetryInterval (storage.ratelimit only) is how long a limit stays in
 	// its fail mode before it asks Redis again. If zero, 1s.
 	RetryInterval time.Duration `yaml:"retry_interval,omitempty"`
+
+	// Mode (storage.breakers only) is when the fleet's breaker opens:
+	// BreakerShared as soon as one instance trips, BreakerQuorum when
+	// enough of them trip within QuorumWindow. If empty, BreakerShared.
+	Mode BreakerMode `yaml:"mode,omitempty"`
+	// Quorum (storage.breakers, mode quorum) is the number of instances
+	// whose trips open the fleet.
+	Quorum int `yaml:"quorum,omitempty"`
+	// QuorumShare (storage.breakers, mode quorum) is the share of the live
+	// instances whose trips open the fleet; with Quorum too, the larger
+	// count of the two.
+	QuorumShare float64 `yaml:"quorum_share,omitempty"`
+	// QuorumWindow (storage.breakers, mode quorum) is how long a trip
+	// counts towards the quorum. If zero, one minute.
+	QuorumWindow time.Duration `yaml:"quorum_window,omitempty"`
+	// CheckInterval (storage.breakers only) is how often each instance
+	// re-reads a breaker's shared record (a change whose message it missed
+	// reaches it within CheckInterval + 2 × Timeout) and, after a Redis
+	// failure, tries again. If zero, 1s.
+	CheckInterval time.Duration `yaml:"check_interval,omitempty"`
 }
+
+// BreakerMode names when a fleet's shared breaker opens.
+type BreakerMode string
+
+// The breaker modes of storage.breakers.
+const (
+	// BreakerShared opens the breaker in every instance as soon as it
+	// trips in one.
+	BreakerShared BreakerMode = "shared"
+	// BreakerQuorum opens it in every instance once quorum (or
+	// quorum_share) of them tripped within quorum_window; until then an
+	// instance that tripped rejects alone.
+	BreakerQuorum BreakerMode = "quorum"
+)
+
+// FallbackNone is storage.dlq's fallback for a Redis queue without a local
+// file: while Redis is away a put fails (the route answers 503).
+const FallbackNone = "none"
 
 // TLS configures a TLS connection to Redis. Paths are relative to the
 // working directory.
@@ -117,7 +163,20 @@ const (
 	DefaultDLQRedisTimeout = 2 * time.Second
 	// DefaultOnFailure is storage.ratelimit's on_failure.
 	DefaultOnFailure = FailOpen
+	// DefaultDLQFallback is the local file a Redis dead-letter queue
+	// falls back to while Redis is away, beside the default DLQ file.
+	DefaultDLQFallback = "bolt://./sluice-data/dlq-fallback.db"
 )
+
+// FallbackPath returns the bolt file a Redis storage.dlq falls back to
+// (its fallback, else DefaultDLQFallback), and false for fallback: none
+// or an entry that is not a Redis URL.
+func (b Backend) FallbackPath() (string, bool) {
+	if !b.IsRedis() || b.Fallback == FallbackNone {
+		return "", false
+	}
+	return strings.CutPrefix(cmp.Or(b.Fallback, DefaultDLQFallback), "bolt://")
+}
 
 // IsRedis reports whether the entry names a Redis server (any of the
 // Redis schemes).
@@ -187,6 +246,15 @@ func (d *decoder) backend(n *yaml.Node, path, entry string) Backend {
 	switch entry {
 	case entryDLQ:
 		fs["replay_lease"] = func(v *yaml.Node, p string) { b.ReplayLease = d.duration(v, p, true) }
+		fs["fallback"] = func(v *yaml.Node, p string) { b.Fallback = d.str(v, p) }
+	case entryBreakers:
+		fs["mode"] = func(v *yaml.Node, p string) {
+			b.Mode = BreakerMode(d.enum(v, p, "breaker mode", string(BreakerShared), string(BreakerQuorum)))
+		}
+		fs["quorum"] = func(v *yaml.Node, p string) { b.Quorum = d.integer(v, p, 1) }
+		fs["quorum_share"] = func(v *yaml.Node, p string) { b.QuorumShare = d.ratio(v, p) }
+		fs["quorum_window"] = func(v *yaml.Node, p string) { b.QuorumWindow = d.duration(v, p, true) }
+		fs["check_interval"] = func(v *yaml.Node, p string) { b.CheckInterval = d.duration(v, p, true) }
 	case entryRateLimit:
 		fs["on_failure"] = func(v *yaml.Node, p string) {
 			b.OnFailure = FailMode(d.enum(v, p, "on_failure", string(FailOpen), string(FailClosed), string(FailError)))
@@ -255,7 +323,7 @@ func (d *decoder) checkBackendURL(n *yaml.Node, path, entry, s string) bool {
 // limits' fallback_share the open mode.
 func (d *decoder) checkBackendOptions(b Backend, seen map[string]*yaml.Node, path string) {
 	if !b.IsRedis() {
-		for _, k := range []string{"username", "password", "timeout", "prefix", "tls"} {
+		for _, k := range []string{"username", "password", "timeout", "prefix", "tls", "fallback"} {
 			if v := seen[k]; v != nil {
 				d.errorf(v, join(path, k), "applies only to a Redis URL (url is %s)", b.URL)
 			}
@@ -274,6 +342,36 @@ func (d *decoder) checkBackendOptions(b Backend, seen map[string]*yaml.Node, pat
 	}
 	if v := seen["fallback_share"]; v != nil && b.OnFailure != "" && b.OnFailure != FailOpen {
 		d.errorf(v, join(path, "fallback_share"), "applies only to on_failure: open (on_failure is %s)", b.OnFailure)
+	}
+	if v := seen["fallback"]; v != nil {
+		d.checkFallback(v, join(path, "fallback"), b.Fallback)
+	}
+	d.checkBreakerMode(b, seen, path)
+}
+
+// checkFallback checks storage.dlq's fallback: bolt://PATH or none.
+func (d *decoder) checkFallback(n *yaml.Node, path, s string) {
+	if s == FallbackNone {
+		return
+	}
+	if rest, ok := strings.CutPrefix(s, "bolt://"); !ok || rest == "" {
+		d.errorf(n, path, "bad fallback %q (want bolt://PATH, a local file for the dead letters while Redis is away, or none)", s)
+	}
+}
+
+// checkBreakerMode checks that the quorum keys of storage.breakers come
+// with mode: quorum, and that mode: quorum has a quorum to reach.
+func (d *decoder) checkBreakerMode(b Backend, seen map[string]*yaml.Node, path string) {
+	if b.Mode == BreakerQuorum {
+		if seen["quorum"] == nil && seen["quorum_share"] == nil {
+			d.errorf(seen["mode"], join(path, "mode"), "mode quorum needs quorum (a number of instances) or quorum_share (a share of the live ones)")
+		}
+		return
+	}
+	for _, k := range []string{"quorum", "quorum_share", "quorum_window"} {
+		if v := seen[k]; v != nil {
+			d.errorf(v, join(path, k), "applies only to mode: quorum (mode is %s)", cmp.Or(b.Mode, BreakerShared))
+		}
 	}
 }
 

@@ -106,6 +106,53 @@ routes:
 	}
 }
 
+// TestStorageFleetKeys checks the keys of a fleet's storage: the DLQ's
+// fallback file, the breakers' mode and quorum, and instance_id, with
+// their defaults and a round trip through Redacted.
+func TestStorageFleetKeys(t *testing.T) {
+	t.Parallel()
+	cfg := mustParse(t, config.Loader{}, `
+instance_id: sidecar-a
+storage:
+  dlq: {url: redis://r:6379, fallback: bolt:///var/lib/sluice/fallback.db}
+  breakers:
+    url: redis://r:6379/1
+    mode: quorum
+    quorum: 2
+    quorum_share: 0.5
+    quorum_window: 30s
+    check_interval: 250ms
+`+route)
+	want := config.Backend{URL: "redis://r:6379/1", Mode: config.BreakerQuorum, Quorum: 2, QuorumShare: 0.5,
+		QuorumWindow: 30 * time.Second, CheckInterval: 250 * time.Millisecond}
+	if cfg.Storage.Breakers != want {
+		t.Errorf("breakers = %+v, want %+v", cfg.Storage.Breakers, want)
+	}
+	if p, ok := cfg.Storage.DLQ.FallbackPath(); !ok || p != "/var/lib/sluice/fallback.db" {
+		t.Errorf("FallbackPath = %q, %v", p, ok)
+	}
+	if cfg.InstanceID != "sidecar-a" {
+		t.Errorf("instance_id = %q", cfg.InstanceID)
+	}
+	again := mustParse(t, config.Loader{}, dump(t, cfg.Redacted()))
+	if again.Storage != cfg.Storage || again.InstanceID != cfg.InstanceID {
+		t.Errorf("round trip changed storage:\n%+v\nbecame\n%+v", cfg.Storage, again.Storage)
+	}
+	for _, tc := range []struct {
+		dlq, want string
+		ok        bool
+	}{
+		{"redis://r", "./sluice-data/dlq-fallback.db", true},
+		{"{url: redis://r, fallback: none}", "", false},
+		{"bolt://./x.db", "", false},
+	} {
+		c := mustParse(t, config.Loader{}, "storage: {dlq: "+tc.dlq+"}\n"+route)
+		if p, ok := c.Storage.DLQ.FallbackPath(); p != tc.want || ok != tc.ok {
+			t.Errorf("dlq %s: FallbackPath = %q, %v; want %q, %v", tc.dlq, p, ok, tc.want, tc.ok)
+		}
+	}
+}
+
 func TestStorageDefaults(t *testing.T) {
 	t.Parallel()
 	cfg := mustParse(t, config.Loader{}, route)
@@ -164,7 +211,7 @@ func TestStorageErrors(t *testing.T) {
 		{"unknown key", "storage: {ratelimit: {url: 'redis://r', timout: 10ms}}",
 			`sluice.yaml:1:41: storage.ratelimit.timout: unknown key (did you mean timeout?)`},
 		{"limiter key in the dlq", "storage: {dlq: {url: 'redis://r', on_failure: open}}",
-			`sluice.yaml:1:35: storage.dlq.on_failure: unknown key (want one of password, prefix, replay_lease, timeout, tls, url, username)`},
+			`sluice.yaml:1:35: storage.dlq.on_failure: unknown key (want one of fallback, password, prefix, replay_lease, timeout, tls, url, username)`},
 		{"zero timeout", "storage: {ratelimit: {url: 'redis://r', timeout: 0s}}",
 			`sluice.yaml:1:50: storage.ratelimit.timeout: must be greater than 0, got 0s`},
 		{"timeout without unit", "storage: {ratelimit: {url: 'redis://r', timeout: 50}}",
@@ -201,6 +248,26 @@ func TestStorageErrors(t *testing.T) {
 			`sluice.yaml:1:45: storage.dlq.password: environment variable NOPE is not set (write ${NOPE:-default} to give a default)`},
 		{"not a URL or mapping", "storage: {breakers: [redis://r]}",
 			`sluice.yaml:1:21: storage.breakers: want a mapping, got a list`},
+		{"fallback not bolt", "storage: {dlq: {url: 'redis://r', fallback: 'redis://s'}}",
+			`sluice.yaml:1:45: storage.dlq.fallback: bad fallback "redis://s" (want bolt://PATH, a local file for the dead letters while Redis is away, or none)`},
+		{"fallback on bolt", "storage: {dlq: {url: 'bolt://x.db', fallback: none}}",
+			`sluice.yaml:1:47: storage.dlq.fallback: applies only to a Redis URL (url is bolt://x.db)`},
+		{"bad breaker mode", "storage: {breakers: {url: 'redis://r', mode: majority}}",
+			`sluice.yaml:1:46: storage.breakers.mode: unknown breaker mode "majority" (want shared, quorum)`},
+		{"quorum without a count", "storage: {breakers: {url: 'redis://r', mode: quorum}}",
+			`sluice.yaml:1:46: storage.breakers.mode: mode quorum needs quorum (a number of instances) or quorum_share (a share of the live ones)`},
+		{"quorum in shared mode", "storage: {breakers: {url: 'redis://r', quorum: 2}}",
+			`sluice.yaml:1:48: storage.breakers.quorum: applies only to mode: quorum (mode is shared)`},
+		{"zero quorum", "storage: {breakers: {url: 'redis://r', mode: quorum, quorum: 0}}",
+			`sluice.yaml:1:62: storage.breakers.quorum: must be at least 1, got 0`},
+		{"quorum share above 1", "storage: {breakers: {url: 'redis://r', mode: quorum, quorum_share: 1.5}}",
+			`sluice.yaml:1:68: storage.breakers.quorum_share: must be greater than 0 and at most 1, got 1.5`},
+		{"zero check interval", "storage: {breakers: {url: 'redis://r', check_interval: 0s}}",
+			`sluice.yaml:1:56: storage.breakers.check_interval: must be greater than 0, got 0s`},
+		{"breaker keys on the limits", "storage: {ratelimit: {url: 'redis://r', mode: quorum}}",
+			`sluice.yaml:1:41: storage.ratelimit.mode: unknown key (want one of fallback_share, on_failure, password, prefix, retry_interval, timeout, tls, url, username)`},
+		{"instance id with a space", "instance_id: 'a b'",
+			`sluice.yaml:1:14: instance_id: bad instance id "a b": no spaces or control characters`},
 		{"bad limit key", "routes:\n  - name: a\n    upstreams: [http://127.0.0.1:9000]\n    rate_limit: {rate: 1, key: 'cookie:x'}\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,6 +61,17 @@ type Config struct {
 	// empty, none.
 	Shared map[string]sluice.SharedComponent
 
+	// SharedFunc, if set, is called at each evaluation for more shared
+	// components, listed beside Shared's (Shared wins a name both hold):
+	// for a set that changes while the Monitor runs, such as the shared
+	// breakers of a sidecar that reloads its configuration. If nil, none.
+	SharedFunc func() map[string]sluice.SharedComponent
+
+	// Instance names the process the report is of, for an operator who
+	// watches several instances of a fleet. If empty, the report names
+	// none.
+	Instance string
+
 	// Thresholds are the alert limits. Its zero value gives the original
 	// design's limits; see Thresholds.
 	Thresholds Thresholds
@@ -122,6 +133,8 @@ type Monitor struct {
 	dlqs      []DLQSource
 	probes    []*probe
 	shared    map[string]sluice.SharedComponent
+	sharedFn  func() map[string]sluice.SharedComponent
+	instance  string
 	th        Thresholds
 	window    time.Duration
 	evalEvery time.Duration
@@ -151,6 +164,8 @@ func New(cfg Config) (*Monitor, error) {
 		reg:       cfg.Registry,
 		dlqs:      append([]DLQSource(nil), cfg.DLQ...),
 		shared:    maps.Clone(cfg.Shared),
+		sharedFn:  cfg.SharedFunc,
+		instance:  cfg.Instance,
 		th:        cfg.Thresholds.withDefaults(),
 		window:    cfg.Window,
 		evalEvery: cfg.EvaluateEvery,
@@ -288,7 +303,7 @@ func (m *Monitor) Evaluate(ctx context.Context) Report {
 	for i, p := range m.probes {
 		probes[i] = p.report()
 	}
-	shared := sharedReports(m.shared)
+	shared := sharedReports(m.sharedNow())
 	now := m.clock.Now()
 
 	m.mu.Lock()
@@ -297,6 +312,7 @@ func (m *Monitor) Evaluate(ctx context.Context) Report {
 	m.hist.add(now, cur)
 	r := build(now, m.window, snap, rates, queues, dlqErrs, probes)
 	r.Shared = shared
+	r.Instance = m.instance
 	alerts := append(m.th.check(now, &r, snap, queues), sharedAlerts(shared)...)
 	raised, cleared := m.trackLocked(now, alerts)
 	prev := m.status

@@ -18,6 +18,9 @@ import (
 type Report struct {
 	// GeneratedAt is the Monitor's clock when the report was made.
 	GeneratedAt time.Time `json:"generated_at"`
+	// Instance is Config.Instance: which process of a fleet the report is
+	// of; absent when not configured.
+	Instance string `json:"instance,omitempty"`
 	// Score is the mean of Components, in [0, 1]; 1 when there are none.
 	Score float64 `json:"score"`
 	// Status is StatusFor(Score).
@@ -477,6 +480,9 @@ func (r Report) WriteText(w io.Writer) error {
 
 	p("=== Sluice Resilience Health Report ===")
 	p("Generated at: %s", r.GeneratedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+	if r.Instance != "" {
+		p("Instance: %s", r.Instance)
+	}
 	p("")
 	p("Overall Health Score: %s (%s)", pct(r.Score), strings.ToUpper(string(r.Status)))
 	if len(r.Components) > 0 {

@@ -23,6 +23,33 @@ type SharedReport struct {
 	// LastError is the text of its last failure to reach the shared
 	// state, empty if there was none.
 	LastError string `json:"last_error,omitempty"`
+	// Fleet and Local are, for a component that is a SharedStater (a
+	// shared breaker), what the shared store holds and what this instance
+	// holds, side by side; empty for the others.
+	Fleet string `json:"fleet,omitempty"`
+	Local string `json:"local,omitempty"`
+}
+
+// SharedStater is a shared component that can say, for the report, what
+// the shared store holds (a breaker's fleet record: "open", "closed",
+// "none") and what this instance holds (its own breaker's state), which
+// differ while a change is on its way or the store is away.
+type SharedStater interface {
+	SharedState() (fleet, local string)
+}
+
+// sharedNow is Config.Shared with what Config.SharedFunc adds now.
+func (m *Monitor) sharedNow() map[string]sluice.SharedComponent {
+	if m.sharedFn == nil {
+		return m.shared
+	}
+	out := maps.Clone(m.sharedFn())
+	if out == nil {
+		out = map[string]sluice.SharedComponent{}
+	}
+	maps.Copy(out, m.shared)
+	maps.DeleteFunc(out, func(_ string, c sluice.SharedComponent) bool { return c == nil })
+	return out
 }
 
 // sharedReports reads the components, sorted by name.
@@ -33,6 +60,9 @@ func sharedReports(cs map[string]sluice.SharedComponent) []SharedReport {
 		r := SharedReport{Name: name, Degraded: c.Degraded()}
 		if err := c.LastError(); err != nil {
 			r.LastError = err.Error()
+		}
+		if st, ok := c.(SharedStater); ok {
+			r.Fleet, r.Local = st.SharedState()
 		}
 		out = append(out, r)
 	}
@@ -79,6 +109,9 @@ func (r Report) writeShared(b *bytes.Buffer) {
 			state = "DEGRADED (local)"
 		}
 		fmt.Fprintf(b, "  %s: %s", x.Name, state)
+		if x.Fleet != "" || x.Local != "" {
+			fmt.Fprintf(b, ", fleet %s, local %s", x.Fleet, x.Local)
+		}
 		if x.LastError != "" {
 			fmt.Fprintf(b, ", last error: %s", x.LastError)
 		}

@@ -80,3 +80,53 @@ func TestMonitorWithoutSharedComponents(t *testing.T) {
 		t.Fatalf("a nil shared component: err = %v", err)
 	}
 }
+
+// stated is a switchable that also says what the store and the instance
+// hold (health.SharedStater), as a shared breaker does.
+type stated struct {
+	switchable
+	fleet, local string
+}
+
+func (s *stated) SharedState() (fleet, local string) { return s.fleet, s.local }
+
+// Components from SharedFunc are read at each evaluation, so a set that
+// changes (breakers added by a reload) is reported as it is now; a
+// SharedStater's fleet and local states are in the JSON and the text, and
+// the instance heads the report.
+func TestMonitorSharedFuncAndState(t *testing.T) {
+	var set atomic.Pointer[map[string]sluice.SharedComponent]
+	set.Store(&map[string]sluice.SharedComponent{})
+	m, err := health.New(health.Config{
+		Instance:   "sidecar-a",
+		Shared:     map[string]sluice.SharedComponent{"ratelimit": &switchable{}},
+		SharedFunc: func() map[string]sluice.SharedComponent { return *set.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if r := m.Evaluate(context.Background()); len(r.Shared) != 1 || r.Instance != "sidecar-a" {
+		t.Fatalf("before: Shared = %+v, instance %q", r.Shared, r.Instance)
+	}
+	br := &stated{fleet: "open (by sidecar-b, failure rate)", local: "open"}
+	set.Store(&map[string]sluice.SharedComponent{"breaker:api/u:1": br})
+	r := m.Evaluate(context.Background())
+	if len(r.Shared) != 2 || r.Shared[0].Name != "breaker:api/u:1" || r.Shared[0].Fleet != br.fleet || r.Shared[0].Local != "open" {
+		t.Fatalf("after: Shared = %+v", r.Shared)
+	}
+	text := r.String()
+	for _, want := range []string{"Instance: sidecar-a\n", "  breaker:api/u:1: SHARED, fleet open (by sidecar-b, failure rate), local open\n", "  ratelimit: SHARED\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
+		}
+	}
+	js, _ := json.Marshal(r)
+	if !strings.Contains(string(js), `"instance":"sidecar-a"`) || !strings.Contains(string(js), `"fleet":"open (by sidecar-b, failure rate)","local":"open"`) {
+		t.Errorf("JSON %s", js)
+	}
+	br.degraded.Store(true)
+	if r = m.Evaluate(context.Background()); len(r.Alerts) != 1 || r.Alerts[0].Subject != "breaker:api/u:1" {
+		t.Errorf("degraded breaker: alerts %+v", r.Alerts)
+	}
+}

@@ -65,6 +65,12 @@ type Config struct {
 	// none.
 	Shared map[string]sluice.SharedComponent
 
+	// SharedFunc, if set, is called at each scrape for more shared
+	// components, exported beside Shared's (Shared wins a name both hold):
+	// for a set that changes at run time, such as a sidecar's shared
+	// breakers across reloads. If nil, none.
+	SharedFunc func() map[string]sluice.SharedComponent
+
 	// Proxy, if set, is the sidecar's request metrics, which Handler
 	// exports next to the Collector's. If nil, none.
 	Proxy *Proxy
@@ -97,6 +103,7 @@ type Collector struct {
 	dlqs    []health.DLQSource
 	replays func() []ReplayStats
 	shared  map[string]sluice.SharedComponent
+	sharedF func() map[string]sluice.SharedComponent
 	proxy   *Proxy
 	runtime bool
 	timeout time.Duration
@@ -133,6 +140,7 @@ func New(cfg Config) (*Collector, error) {
 		dlqs:    append([]health.DLQSource(nil), cfg.DLQ...),
 		replays: cfg.Replays,
 		shared:  maps.Clone(cfg.Shared),
+		sharedF: cfg.SharedFunc,
 		proxy:   cfg.Proxy,
 		runtime: cfg.Runtime,
 		timeout: cfg.ScrapeTimeout,
@@ -203,8 +211,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.collectDLQ(ctx, &e, rep)
 	e.counter(dlqStatsErrors, float64(c.dlqErrors.Load()))
-	for _, name := range slices.Sorted(maps.Keys(c.shared)) {
-		e.gauge(sharedDegraded, boolf(c.shared[name].Degraded()), name)
+	shared := c.shared
+	if c.sharedF != nil {
+		shared = maps.Clone(c.sharedF())
+		if shared == nil {
+			shared = map[string]sluice.SharedComponent{}
+		}
+		maps.Copy(shared, c.shared)
+	}
+	for _, name := range slices.Sorted(maps.Keys(shared)) {
+		if sc := shared[name]; sc != nil {
+			e.gauge(sharedDegraded, boolf(sc.Degraded()), name)
+		}
 	}
 }
 

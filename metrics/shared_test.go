@@ -53,3 +53,41 @@ func TestSharedDegraded(t *testing.T) {
 		t.Fatalf("a nil shared component: err = %v", err)
 	}
 }
+
+// SharedFunc's components are read at every scrape: one added later is
+// exported, one dropped is not.
+func TestSharedFunc(t *testing.T) {
+	var set atomic.Pointer[map[string]sluice.SharedComponent]
+	set.Store(&map[string]sluice.SharedComponent{})
+	c, err := metrics.New(metrics.Config{
+		Shared:     map[string]sluice.SharedComponent{"ratelimit": &flipper{}},
+		SharedFunc: func() map[string]sluice.SharedComponent { return *set.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, f := range gather(t, c) {
+			if f.GetName() == "sluice_shared_degraded" {
+				for _, m := range f.GetMetric() {
+					out[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	if got := series(); len(got) != 1 || got["ratelimit"] != 0 {
+		t.Fatalf("before: %v", got)
+	}
+	br := &flipper{}
+	br.degraded.Store(true)
+	set.Store(&map[string]sluice.SharedComponent{"breaker:api/u:1": br})
+	if got := series(); len(got) != 2 || got["breaker:api/u:1"] != 1 {
+		t.Fatalf("with a breaker: %v", got)
+	}
+	set.Store(&map[string]sluice.SharedComponent{})
+	if got := series(); len(got) != 1 {
+		t.Fatalf("after the breaker is gone: %v", got)
+	}
+}
