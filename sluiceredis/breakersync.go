@@ -151,6 +151,7 @@ type BreakerSync struct {
 
 	degraded atomic.Bool
 	lastErr  atomic.Pointer[error]
+	fleet    atomic.Pointer[breaker.Fleet] // the last record applied
 }
 
 type heldSlot struct {
@@ -259,6 +260,17 @@ func (s *BreakerSync) LastError() error {
 		return *p
 	}
 	return nil
+}
+
+// Fleet returns the last record the sync handed to its breaker (its
+// Trip.Cause a *RemoteTripError naming who opened it), and false before it
+// read any: what the fleet holds, for an operator to see beside the
+// breaker's own state.
+func (s *BreakerSync) Fleet() (breaker.Fleet, bool) {
+	if f := s.fleet.Load(); f != nil {
+		return *f, true
+	}
+	return breaker.Fleet{}, false
 }
 
 // Attach connects the sync to its breaker (breaker.Shared): it reads the
@@ -598,6 +610,7 @@ func (s *BreakerSync) apply(v []string) {
 			Cause:  &RemoteTripError{Key: s.cfg.Key, Instance: v[6], Reason: breaker.TripReason(reason)},
 		}
 	}
+	s.fleet.Store(&f)
 	l.ApplyAt(now, f)
 }
 

@@ -559,3 +559,33 @@ func TestBreakerSyncRecordExpires(t *testing.T) {
 		})
 	}
 }
+
+// Fleet says what the record holds: nothing before the sync read it, no
+// record (epoch 0) before any trip, then the open record with the instance
+// that opened it, on every instance.
+func TestBreakerSyncFleet(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := sluiceredis.NewBreakerSync(sluiceredis.SyncConfig{Client: srv.Client(), Key: sluiceredis.BreakerKey("fleetview")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Fleet(); ok {
+		t.Fatal("Fleet reports a record before the sync was attached")
+	}
+	sc := testSync
+	sc.Key = sluiceredis.BreakerKey("fleetview")
+	in := fleet(t, srv, 2, sc, fleetCfg)
+	if f, ok := in[1].sync.Fleet(); !ok || f.Epoch != 0 || f.Open {
+		t.Fatalf("before a trip: Fleet = %+v, %v; want the empty record", f, ok)
+	}
+	at := trip(t, in[0], 2)
+	within(t, at, bound(sc), "instance 1 sees the open record", func() bool {
+		f, _ := in[1].sync.Fleet()
+		return f.Open
+	})
+	f, _ := in[1].sync.Fleet()
+	var remote *sluiceredis.RemoteTripError
+	if f.Epoch == 0 || !errors.As(f.Trip.Cause, &remote) || remote.Instance != "i0" {
+		t.Fatalf("open record %+v: want an epoch and i0 as the opener", f)
+	}
+}
