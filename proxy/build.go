@@ -55,9 +55,13 @@ type buildOptions struct {
 	// in-process token buckets.
 	limits *sharedClient
 
-	// breakers is storage.breakers' Redis client, given to shareBreaker
-	// for every breaker. If nil, breakers are local.
+	// breakers is storage.breakers' Redis client: if set, every breaker
+	// shares its state with the fleet through it (shareBreaker). If nil,
+	// breakers are local.
 	breakers *sharedClient
+
+	// instance names this process in the shared breakers' records.
+	instance string
 
 	// clock and log are given to the limits build makes outside the
 	// registry (shared or keyed ones).
@@ -72,16 +76,23 @@ type built struct {
 	routes  []builtRoute
 	budgets map[string]builtBudget // retry name → its explicit budget
 	limits  map[string]*routeLimit // limits outside the registry, by name
-	// breakersShared reports whether shareBreaker shared any breaker's
-	// state.
-	breakersShared bool
+	// shared holds the shared breakers' links, by breaker name; empty
+	// without storage.breakers.
+	shared map[string]*sharedBreaker
 }
 
-// closeUnused closes the limits of b that next does not hold any more.
+// closeUnused closes the limits and the breaker syncs of b that next does
+// not hold any more. A sync's breaker, if still running (requests on the
+// old routes), goes on by its local rules.
 func (b *built) closeUnused(next *built) {
 	for name, l := range b.limits {
 		if next == nil || next.limits[name] != l {
 			l.close()
+		}
+	}
+	for name, sb := range b.shared {
+		if next == nil || next.shared[name] != sb {
+			_ = sb.sync.Close()
 		}
 	}
 }
@@ -164,7 +175,7 @@ func build(reg *registry.Registry, cfg *config.Config, opts buildOptions) (*buil
 	plans := make([]routePlan, 0, len(cfg.Routes))
 	var errs []error
 	for _, r := range cfg.Routes {
-		p, err := plan(cfg, r, opts)
+		p, err := plan(reg, cfg, r, opts)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("config: route %q: %w", r.Name, err))
 			continue
@@ -175,7 +186,8 @@ func build(reg *registry.Registry, cfg *config.Config, opts buildOptions) (*buil
 		return nil, errors.Join(errs...)
 	}
 
-	out := &built{routes: make([]builtRoute, 0, len(plans)), budgets: map[string]builtBudget{}, limits: map[string]*routeLimit{}}
+	out := &built{routes: make([]builtRoute, 0, len(plans)), budgets: map[string]builtBudget{},
+		limits: map[string]*routeLimit{}, shared: map[string]*sharedBreaker{}}
 	keep := map[string]bool{}
 	for _, p := range plans {
 		br, err := p.apply(reg, out, opts)
@@ -183,7 +195,6 @@ func build(reg *registry.Registry, cfg *config.Config, opts buildOptions) (*buil
 			out.closeUnused(opts.previous)
 			return nil, err
 		}
-		out.breakersShared = out.breakersShared || p.breakersShared
 		if p.budget != nil {
 			out.budgets[p.route.Name] = *p.budget
 		}
@@ -254,15 +265,17 @@ type routePlan struct {
 	retry    *retry.Config
 	budget   *builtBudget
 	breakers []breaker.Config
-	timeout  *timeout.Config
-	// breakersShared reports whether shareBreaker shared the breakers.
-	breakersShared bool
+	// shared holds, beside each of breakers, its link to the fleet (nil
+	// without storage.breakers).
+	shared  []*sharedBreaker
+	timeout *timeout.Config
 }
 
 // plan translates a route's policies, already validated, into the
-// configurations of its instances, without touching a registry. Only
-// making a new retry budget can still fail.
-func plan(cfg *config.Config, r config.Route, opts buildOptions) (routePlan, error) {
+// configurations of its instances, without changing the registry (it
+// reads it for the breakers' links). Only making a new retry budget or a
+// breaker sync can still fail.
+func plan(reg *registry.Registry, cfg *config.Config, r config.Route, opts buildOptions) (routePlan, error) {
 	p := routePlan{route: r}
 	pol := cfg.Policies[r.Policy] // the zero Policy for a route without one
 	if pol.RateLimit != nil {
@@ -286,12 +299,16 @@ func plan(cfg *config.Config, r config.Route, opts buildOptions) (routePlan, err
 		for i := range r.Upstreams {
 			bc := config.BreakerConfig(*pol.CircuitBreaker, breakerName(r, i))
 			bc.OnStateChange = opts.onBreakerChange
+			var sb *sharedBreaker
 			if opts.breakers != nil {
-				var shared bool
-				bc, shared = shareBreaker(bc, opts.breakers.client)
-				p.breakersShared = p.breakersShared || shared
+				var err error
+				if sb, err = shareBreaker(reg, bc, opts); err != nil {
+					return routePlan{}, err
+				}
+				bc.Shared = sb.sync
 			}
 			p.breakers = append(p.breakers, bc)
+			p.shared = append(p.shared, sb)
 		}
 	}
 	if d := cmp.Or(r.Timeout, pol.Timeout); d > 0 {
@@ -343,14 +360,29 @@ func (p routePlan) apply(reg *registry.Registry, out *built, opts buildOptions) 
 		}
 		br.retry = x
 	}
-	for _, bc := range p.breakers {
-		b, err := reg.SetBreaker(bc.Name, bc)
+	for i, bc := range p.breakers {
+		b, err := setBreaker(reg, bc)
 		if err != nil {
 			return builtRoute{}, err
 		}
 		br.breakers = append(br.breakers, b)
+		if sb := p.shared[i]; sb != nil {
+			sb.b.Store(b)
+			out.shared[bc.Name] = sb
+		}
 	}
 	return br, nil
+}
+
+// setBreaker makes or updates the breaker bc names. One whose link to the
+// fleet changes (sharing turned on or off, another Redis, another mode) is
+// made anew, since a breaker keeps its Config.Shared for life: it loses its
+// local state, and its old sync stops with it.
+func setBreaker(reg *registry.Registry, bc breaker.Config) (*breaker.Breaker, error) {
+	if old, ok := reg.LookupBreaker(bc.Name); ok && old.Config().Shared != bc.Shared {
+		reg.RemoveBreaker(bc.Name)
+	}
+	return reg.SetBreaker(bc.Name, bc)
 }
 
 // reuseLimit returns the previous build's limit of spec's name when its

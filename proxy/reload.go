@@ -166,7 +166,7 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 		return err
 	}
 	opts := buildOptions{neverRetry: neverRetry, onBreakerChange: s.logBreaker,
-		limits: limits, breakers: breakers, clock: s.clock, log: s.log}
+		limits: limits, breakers: breakers, instance: s.instance, clock: s.clock, log: s.log}
 	if old != nil {
 		opts.previous = old.built
 	}
@@ -285,6 +285,9 @@ func restartWarnings(old, cfg *config.Config, ws []string) []string {
 	}
 	if !old.Storage.DLQ.Equal(cfg.Storage.DLQ) {
 		ws = append(ws, "storage.dlq changed: applies on restart")
+	}
+	if old.InstanceID != cfg.InstanceID {
+		ws = append(ws, "instance_id changed: applies on restart")
 	}
 	if old.Log != cfg.Log {
 		ws = append(ws, "log changed: applies on restart")

@@ -120,6 +120,7 @@ type Server struct {
 	// opens a new one and closes the old.
 	limits, breakers *sharedClient
 	replayLease      time.Duration // storage.dlq.replay_lease, fixed at New
+	instance         string        // instance_id or host:pid, fixed at New
 	ownReg           bool
 	transport        http.RoundTripper
 	monitor          *health.Monitor
@@ -203,16 +204,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.store, s.ownStore, s.dlqClient = st, true, c
 	}
 	s.replayLease = cfg.Storage.DLQ.ReplayLease
-	var shared map[string]sluice.SharedComponent
-	if cfg.Storage.RateLimit.IsRedis() {
-		shared = map[string]sluice.SharedComponent{"ratelimit": sharedLimits{s}}
-	}
+	s.instance = instanceID(cfg.InstanceID)
 	mon, err := health.New(health.Config{
-		Shared:   shared,
-		Registry: s.reg,
-		DLQ:      []health.DLQSource{s.store},
-		Clock:    s.clock,
-		Logger:   opts.Logger,
+		SharedFunc: s.sharedComponents,
+		Instance:   s.instance,
+		Registry:   s.reg,
+		DLQ:        []health.DLQSource{s.store},
+		Clock:      s.clock,
+		Logger:     opts.Logger,
 	})
 	if err != nil {
 		s.closeStore()
@@ -221,15 +220,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.monitor = mon
 	s.obs = newObserver()
 	col, err := metrics.New(metrics.Config{
-		Shared:   shared,
-		Registry: s.reg,
-		Health:   mon,
-		DLQ:      []health.DLQSource{s.store},
-		Replays:  s.replayStats,
-		Proxy:    s.obs.m,
-		Runtime:  true,
-		Clock:    s.clock,
-		Logger:   opts.Logger,
+		SharedFunc: s.sharedComponents,
+		Registry:   s.reg,
+		Health:     mon,
+		DLQ:        []health.DLQSource{s.store},
+		Replays:    s.replayStats,
+		Proxy:      s.obs.m,
+		Runtime:    true,
+		Clock:      s.clock,
+		Logger:     opts.Logger,
 	})
 	if err != nil {
 		s.closeStore()
@@ -468,7 +467,8 @@ func (s *Server) Close() error {
 }
 
 // closeStore closes what the storage section opened: the store New
-// opened and its client, the Redis limits and the shared clients.
+// opened and its client, the Redis limits, the breakers' syncs, and then
+// the shared clients (a sync never closes its client).
 func (s *Server) closeStore() error {
 	var err error
 	if s.ownStore && s.store != nil {

@@ -52,7 +52,7 @@ func serveConfig(t *testing.T, src string) (*harness, *logBuffer) {
 
 func TestRedisDLQ(t *testing.T) {
 	rds := redistest.Start(t)
-	h, _ := serveConfig(t, `storage: {dlq: {url: "`+rds.URL()+`/1", prefix: "t:{q}", replay_lease: 1m}}
+	h, _ := serveConfig(t, `storage: {dlq: {url: "`+rds.URL()+`/1", prefix: "t:{q}", replay_lease: 1m, fallback: none}}
 routes:
   - {name: orders, upstreams: [`+deadAddr(t)+`], on_exhausted: queue}
 `)
@@ -197,8 +197,8 @@ func TestBreakersStorageLogged(t *testing.T) {
 routes:
   - {name: api, upstreams: [http://127.0.0.1:1]}
 `)
-	if !strings.Contains(logs.String(), "breaker sharing is not active yet") {
-		t.Errorf("the log does not say breakers stay local:\n%s", logs)
+	if l := logs.String(); !strings.Contains(l, `breakers="shared on Redis, mode shared"`) || strings.Contains(l, "not active") {
+		t.Errorf("the log does not say the breakers are shared:\n%s", l)
 	}
 }
 
