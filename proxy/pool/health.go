@@ -131,12 +131,13 @@ func (c *Checker) run(ctx context.Context, i int) {
 	r := c.p.replicas[i]
 	cctx, cancel := context.WithTimeout(ctx, c.p.set.check.Timeout)
 	err := c.check(cctx, r.addr)
+	late := cctx.Err()
 	cancel()
 	if ctx.Err() != nil {
 		return
 	}
-	if err == nil && cctx.Err() != nil {
-		err = cctx.Err() // a check that ignored its deadline passed too late
+	if err == nil && late != nil {
+		err = late // a check that ignored its deadline passed too late
 	}
 	c.p.CheckResultAt(time.Now(), r, err)
 	c.results <- i // buffered for every replica: never blocks
