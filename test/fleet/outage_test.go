@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,8 +26,10 @@ type result struct {
 // TestFleetRedisOutage kills Redis (SIGKILL, appendfsync always) under
 // load on three sidecars and restarts it: the limits decide by their fail
 // mode (open, a third of the limit each), no request waits much past the
-// Redis timeouts, every request answered 202 is in the DLQ afterwards, and
-// each sidecar goes back to the shared limit by itself.
+// Redis timeouts, the DLQ goes on answering 202 from each sidecar's
+// fallback file, every request answered 202 (those of the outage counted)
+// is in Redis afterwards, and each sidecar goes back to the shared limit
+// and the shared DLQ by itself.
 func TestFleetRedisOutage(t *testing.T) {
 	const (
 		dlqTimeout = 200 * time.Millisecond
@@ -109,7 +112,7 @@ func TestFleetRedisOutage(t *testing.T) {
 	wg.Wait()
 
 	var maxLatency time.Duration
-	var failed, acked, notQueued, apiOK, apiOutage int
+	var failed, acked, ackedOutage, notQueued, apiOK, apiOutage int
 	var apiOther []int
 	for _, r := range results {
 		maxLatency = max(maxLatency, r.latency)
@@ -118,6 +121,9 @@ func TestFleetRedisOutage(t *testing.T) {
 			failed++
 		case r.route == "orders" && r.code == http.StatusAccepted:
 			acked++
+			if r.end.After(killed) && r.end.Before(restarted) {
+				ackedOutage++
+			}
 		case r.route == "orders":
 			notQueued++
 		case r.code == http.StatusOK:
@@ -130,9 +136,9 @@ func TestFleetRedisOutage(t *testing.T) {
 		}
 	}
 	outage := restarted.Sub(killed)
-	t.Logf("%d requests; Redis down %v; slowest answer %v; api: %d admitted (%d while Redis was down: %.0f/s, the fail-open bound is 3 × 34/s plus bursts); orders: %d answered 202, %d refused while the DLQ was away; shared mode again %v after the restart",
+	t.Logf("%d requests; Redis down %v; slowest answer %v; api: %d admitted (%d while Redis was down: %.0f/s, the fail-open bound is 3 × 34/s plus bursts); orders: %d answered 202 (%d while Redis was down, into the fallback files), %d refused; shared mode again %v after the restart",
 		len(results), outage.Round(time.Millisecond), maxLatency.Round(time.Millisecond), apiOK, apiOutage,
-		float64(apiOutage)/outage.Seconds(), acked, notQueued, back.Round(time.Millisecond))
+		float64(apiOutage)/outage.Seconds(), acked, ackedOutage, notQueued, back.Round(time.Millisecond))
 	if failed > 0 {
 		t.Errorf("%d requests got no answer within the client's 5 s", failed)
 	}
@@ -148,34 +154,53 @@ func TestFleetRedisOutage(t *testing.T) {
 	if rate := float64(apiOutage) / outage.Seconds(); rate > 3*34*1.3+30 {
 		t.Errorf("%.0f/s admitted while Redis was down, above the fleet's fail-open share", rate)
 	}
+	if ackedOutage == 0 || notQueued > 0 {
+		t.Errorf("%d orders answered 202 and %d refused while Redis was down: want every order queued in the fallback file", ackedOutage, notQueued)
+	}
 	checkAcked(t, rds, results)
+	for _, in := range fleet {
+		waitFor(t, in.name+"'s DLQ shared again", 10*time.Second, func() bool {
+			return !strings.Contains(healthText(t, client, in), "dlq: DEGRADED")
+		})
+	}
 	if !keyBack {
 		t.Error("the shared limit's key is not back on Redis")
 	}
 }
 
-// checkAcked checks that every order answered 202 is in the DLQ.
+// checkAcked checks that every order answered 202 is in the DLQ on
+// Redis, waiting (at most 10 s) for the sidecars to move the ones their
+// fallback files took.
 func checkAcked(t *testing.T, rds *redistest.Server, results []result) {
 	t.Helper()
 	st := storeOn(t, rds)
-	lost := 0
-	for _, r := range results {
-		if r.queued == "" {
-			continue
+	missing := func(report bool) int {
+		lost := 0
+		for _, r := range results {
+			if r.queued == "" {
+				continue
+			}
+			id, err := dlq.ParseID(r.queued)
+			if err != nil {
+				t.Fatalf("Sluice-Queued %q: %v", r.queued, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = st.Get(ctx, id)
+			cancel()
+			if err != nil {
+				lost++
+				if report {
+					t.Errorf("acknowledged message %s: %v", r.queued, err)
+				}
+			}
 		}
-		id, err := dlq.ParseID(r.queued)
-		if err != nil {
-			t.Fatalf("Sluice-Queued %q: %v", r.queued, err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err = st.Get(ctx, id)
-		cancel()
-		if err != nil {
-			lost++
-			t.Errorf("acknowledged message %s: %v", r.queued, err)
-		}
+		return lost
 	}
-	if lost > 0 {
-		t.Errorf("%d acknowledged (202) messages lost", lost)
+	deadline := time.Now().Add(10 * time.Second)
+	for missing(false) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // the migrators run meanwhile; bounded by deadline
+	}
+	if lost := missing(true); lost > 0 {
+		t.Errorf("%d acknowledged (202) messages not on Redis", lost)
 	}
 }
