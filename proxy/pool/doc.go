@@ -43,7 +43,8 @@
 // PickAt and Attempt.DoneAt take no lock that every caller shares and
 // allocate nothing: the load, latency and failure counts are per-replica
 // atomics; RoundRobin and Weighted share one counter; P2C's default random
-// source is math/rand/v2's, which needs no lock. A failure that ejects a
-// replica, a trial, and the once-per-Interval analysis take per-replica or
-// per-pool locks.
+// source is math/rand/v2's, which needs no lock. A replica's breaker takes
+// its own lock for a failure, and for a success until its window holds only
+// successes. An ejection, a trial, and the once-per-Interval analysis take
+// per-replica or per-pool locks.
 package pool

@@ -543,3 +543,44 @@ func TestPickAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestTrialFailureReason: a failed trial reopens the replica's breaker
+// with the breaker's own probe-failed figures, and the pool's longer
+// ejection time.
+func TestTrialFailureReason(t *testing.T) {
+	p := newPool(t, Config{Replicas: endpoints(2), Outlier: Outlier{BaseEjectionTime: time.Second}})
+	r := p.Replicas()[0]
+	failN(t, p, r, t0, 5)
+	now := t0.Add(time.Second)
+	failN(t, p, r, now, 1)
+	st := r.Breaker().StatsAt(now)
+	if st.State != breaker.StateOpen || st.LastTrip.Reason != breaker.TripProbeFailed || st.NextProbeIn != 2*time.Second {
+		t.Fatalf("after a failed trial: %v, %v, next probe in %v; want open, probe-failed, 2s", st.State, st.LastTrip.Reason, st.NextProbeIn)
+	}
+}
+
+// TestHungTrial: a trial that never finishes is given up after the
+// breaker's HalfOpenMaxWait (60 s), and the pool ejects the replica again.
+func TestHungTrial(t *testing.T) {
+	p := newPool(t, Config{Replicas: endpoints(2), Outlier: Outlier{BaseEjectionTime: time.Second}})
+	r := p.Replicas()[0]
+	failN(t, p, r, t0, 5)
+	now := t0.Add(time.Second)
+	if a, ok := r.admit(now); !ok || !a.Trial() {
+		t.Fatal("no trial")
+	} // never done
+	if _, ok := r.admit(now.Add(30 * time.Second)); ok {
+		t.Fatal("a second trial while the first is out")
+	}
+	hung := now.Add(60 * time.Second)
+	if _, ok := r.admit(hung); ok { // the breaker gives up on the trial and reopens
+		t.Fatal("admitted as the trial was given up")
+	}
+	st := p.StatsAt(hung).Replicas[0]
+	if st.Breaker.LastTrip.Reason != breaker.TripProbeHung || st.Trial || st.EjectionsTotal != 2 {
+		t.Fatalf("after a hung trial: reason %v, trial %v, ejections %d", st.Breaker.LastTrip.Reason, st.Trial, st.EjectionsTotal)
+	}
+	if a, ok := r.admit(hung.Add(2 * time.Second)); !ok || !a.Trial() {
+		t.Fatal("no trial after the second ejection (2 × base)")
+	}
+}

@@ -44,11 +44,17 @@ type ReplicaStats struct {
 	Breaker breaker.Stats
 }
 
-// StatsAt returns a snapshot of the pool at now.
+// StatsAt returns a snapshot of the pool at now, applying the changes due
+// by then (a trial given up after the breaker's HalfOpenMaxWait).
 func (p *Pool) StatsAt(now time.Time) Stats {
 	st := Stats{Balancer: p.set.cfg.Balancer, Out: int(p.ejected.Load()), MaxEjected: int(p.set.maxEjected)}
 	ns := now.UnixNano()
 	for _, r := range p.replicas {
+		bs := r.br.StatsAt(now) // applies the breaker's timed changes
+		if r.reports.Load() {
+			r.settleAt(now)
+			bs = r.br.StatsAt(now)
+		}
 		r.mu.Lock()
 		rs := ReplicaStats{
 			Addr: r.addr, Weight: r.weight, Outstanding: r.outstanding.Load(),
@@ -62,7 +68,7 @@ func (p *Pool) StatsAt(now time.Time) Stats {
 			rs.LastCheckError = r.lastErr.Error()
 		}
 		r.mu.Unlock()
-		rs.Breaker = r.br.StatsAt(now)
+		rs.Breaker = bs
 		st.Replicas = append(st.Replicas, rs)
 	}
 	return st
