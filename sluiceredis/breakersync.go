@@ -139,12 +139,13 @@ type BreakerSync struct {
 	link   atomic.Pointer[breaker.Link]
 	once   sync.Once
 
-	mu    sync.Mutex // guards queue, held, seq, read
-	queue []queued
-	held  []heldSlot
-	seq   uint64
-	read  bool // a re-read of the record is due
-	wake  chan struct{}
+	mu      sync.Mutex // guards queue, sending, held, seq, read
+	queue   []queued
+	sending queued // the report the worker took last, until it takes the next
+	held    []heldSlot
+	seq     uint64
+	read    bool // a re-read of the record is due
+	wake    chan struct{}
 
 	applyMu  sync.Mutex // orders views
 	maxEpoch uint64     // newest epoch seen, guarded by applyMu
@@ -347,8 +348,10 @@ func (s *BreakerSync) requestRead() {
 // AcquireProbe asks the record for a probe slot of the half-open period of
 // epoch (breaker.Shared), in one script bounded by Timeout. The script
 // first frees the slots of this instance's probes that have ended but
-// whose reports are still queued, so that an instance probing one call
-// after another is not refused its own slot. A sync that is degraded
+// whose reports have not reached Redis yet (queued, or being sent by the
+// worker), so that an instance probing one call after another is not
+// refused its own slot. Freeing a slot that the report's own script frees
+// as well does no harm: members are never reused. A sync that is degraded
 // answers with its last error at once.
 func (s *BreakerSync) AcquireProbe(epoch uint64, slots int, lease time.Duration) (bool, time.Duration, error) {
 	if s.degraded.Load() {
@@ -358,7 +361,7 @@ func (s *BreakerSync) AcquireProbe(epoch uint64, slots int, lease time.Duration)
 	s.seq++
 	member := s.cfg.Instance + ":" + strconv.FormatUint(s.seq, 10)
 	args := []any{strconv.FormatUint(epoch, 10), slots, us(lease), member, us(s.cfg.RecordTTL)}
-	for _, q := range s.queue {
+	for _, q := range append([]queued{s.sending}, s.queue...) {
 		if q.slot != "" && q.r.Epoch == epoch {
 			args = append(args, q.slot)
 		}
@@ -411,7 +414,7 @@ func (s *BreakerSync) fail(err error) error {
 	s.lastErr.Store(&err)
 	if !s.degraded.Swap(true) {
 		s.mu.Lock()
-		s.queue, s.held = nil, nil
+		s.queue, s.sending, s.held = nil, queued{}, nil
 		s.mu.Unlock()
 		if l := s.link.Load(); l != nil {
 			l.LostAt(l.Now())
@@ -492,15 +495,20 @@ func (s *BreakerSync) work() {
 	}
 }
 
+// next takes the first queued report and keeps it as s.sending until the
+// following call, so that AcquireProbe still sees the slot it frees while
+// its script is on its way; the worker calls next again once the send has
+// returned.
 func (s *BreakerSync) next() (queued, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.queue) == 0 {
+		s.sending = queued{}
 		return queued{}, false
 	}
-	r := s.queue[0]
+	s.sending = s.queue[0]
 	s.queue = s.queue[1:]
-	return r, true
+	return s.sending, true
 }
 
 // send runs the script of one report and applies the record it answers.

@@ -2,9 +2,12 @@ package sluiceredis_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,10 +41,13 @@ type instance struct {
 // of failure are about the timeout) and a short check interval.
 var testSync = sluiceredis.SyncConfig{Timeout: time.Second, CheckInterval: 200 * time.Millisecond}
 
-// join returns a new instance of the breaker cfg shared through sc on srv.
+// join returns a new instance of the breaker cfg shared through sc on srv,
+// with a client of its own unless sc.Client is set.
 func join(t *testing.T, srv *redistest.Server, sc sluiceredis.SyncConfig, cfg breaker.Config) *instance {
 	t.Helper()
-	sc.Client = srv.Client()
+	if sc.Client == nil {
+		sc.Client = srv.Client()
+	}
 	if sc.Key == "" {
 		sc.Key = sluiceredis.BreakerKey("fleet")
 	}
@@ -381,7 +387,11 @@ func TestBreakerSyncHungRedis(t *testing.T) {
 	start := time.Now()
 	err := in[1].p.Do(bg, fine)
 	d := time.Since(start)
-	degraded := in[1].sync.Degraded() // before Resume: a read may succeed at once after it
+	// Both before Resume: a read the worker sent while Redis was stopped
+	// may be answered at once after it, ending degraded mode and binding
+	// the breaker to the record again (still half-open: the local probe
+	// was never reported to the fleet).
+	degraded, st := in[1].sync.Degraded(), in[1].b.State()
 	srv.Resume()
 	if err != nil {
 		t.Fatalf("with Redis hung the half-open instance did not probe locally: %v", err)
@@ -392,7 +402,7 @@ func TestBreakerSyncHungRedis(t *testing.T) {
 	if !degraded {
 		t.Fatal("not degraded after a timed-out round trip")
 	}
-	if st := in[1].b.State(); st != breaker.StateClosed {
+	if st != breaker.StateClosed {
 		t.Fatalf("after its local probe succeeded: %v, want closed", st)
 	}
 	within(t, time.Now(), 2*sc.CheckInterval+time.Second, "back in shared mode", func() bool { return !in[1].sync.Degraded() })
@@ -500,6 +510,94 @@ func TestBreakerSyncSequentialProbes(t *testing.T) {
 	for _, x := range in {
 		within(t, start, 2*sc.Timeout, "closed after 3 probe successes", func() bool { return x.b.State() == breaker.StateClosed })
 	}
+}
+
+// holdScript is a client hook that holds the first run of the script
+// with SHA-1 hash until release is closed (or the call's context ends),
+// after closing entered: a round trip caught on its way to Redis.
+type holdScript struct {
+	hash             string
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func newHoldScript(hash string) *holdScript {
+	return &holdScript{hash: hash, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *holdScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *holdScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.matches(cmd) {
+			first := false
+			h.once.Do(func() { first = true; close(h.entered) })
+			if first {
+				select {
+				case <-h.release:
+				case <-ctx.Done():
+				}
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *holdScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// matches reports an EVALSHA of the script, or the EVAL that follows a
+// NOSCRIPT refusal.
+func (h *holdScript) matches(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) < 2 {
+		return false
+	}
+	body, _ := args[1].(string)
+	switch cmd.Name() {
+	case "evalsha":
+		return body == h.hash
+	case "eval":
+		sum := sha1.Sum([]byte(body))
+		return hex.EncodeToString(sum[:]) == h.hash
+	}
+	return false
+}
+
+// The report of a probe that ended is on its way to Redis (the worker has
+// taken it from the queue, its script has not run) when the same instance
+// asks for the next probe: the request frees that slot too, and the probe
+// is granted instead of refused for the slot the instance itself just left.
+func TestBreakerSyncProbeWhileReportInFlight(t *testing.T) {
+	srv := redistest.Start(t)
+	hold := newHoldScript(sluiceredis.DoneScriptHash())
+	c := srv.Client()
+	c.AddHook(hold)
+	sc := testSync
+	sc.Client, sc.CheckInterval = c, time.Minute // a denied slot would wait this long
+	sc.Timeout = 5 * time.Second                 // the held round trip must not time out
+	cfg := breaker.Config{Name: "fleet", FailureThreshold: 1, OpenFor: 100 * time.Millisecond, SuccessThreshold: 2}
+	in := join(t, srv, sc, cfg)
+	at := trip(t, in, 1)
+	within(t, at, 5*time.Second, "half-open", func() bool { return in.b.State() == breaker.StateHalfOpen })
+	p, err := in.b.Allow()
+	if err != nil || !p.Probe() {
+		t.Fatalf("half-open: %+v %v, want a probe", p, err)
+	}
+	p.Done(breaker.Success, 0)
+	select {
+	case <-hold.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the probe's report was not sent within 5s")
+	}
+	q, err := in.b.Allow()
+	close(hold.release)
+	if err != nil || !q.Probe() {
+		t.Fatalf("second probe while the first one's report is in flight: %+v %v, want a probe", q, err)
+	}
+	q.Done(breaker.Success, 0)
+	within(t, time.Now(), 2*sc.Timeout, "closed after 2 probe successes", func() bool { return in.b.State() == breaker.StateClosed })
 }
 
 // A probe whose breaker moved on reports nothing; its slot is forgotten
