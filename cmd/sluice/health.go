@@ -17,8 +17,12 @@ func newHealthCommand(o *healthOptions) *cobra.Command {
 		Use:   "health",
 		Short: "Print the health report of a running sluice",
 		Long: `Health prints the report of a running 'sluice serve' (GET /health/report on
-its admin API): the overall score and status, every breaker, bulkhead,
-limiter, retry policy and dead-letter queue, and the alerts that are firing.
+its admin API): the instance it comes from (instance_id, or host:pid), the
+overall score and status, every breaker, bulkhead, limiter, retry policy
+and dead-letter queue, the state shared with the fleet (ratelimit, dlq and
+each shared breaker: shared or degraded, the last Redis error, and for a
+breaker the fleet's record beside this instance's own state), and the
+alerts that are firing.
 
 With --json it prints the JSON document of GET /health instead and exits with
 status 1 when the status is critical, so scripts and probes can act on it.`,

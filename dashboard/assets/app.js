@@ -259,6 +259,19 @@
     replaceIfChanged($("dlq-errors"), errs.map((e) => el("li", "Unavailable: " + e, "alert")));
     $("dlq-errors").hidden = errs.length === 0;
 
+    // This instance's name, and each component whose state the fleet
+    // shares: shared or degraded (local), and for a shared breaker the
+    // fleet's record beside this instance's own state.
+    const inst = $("instance");
+    setText(inst, r.instance ? "Instance " + r.instance : "");
+    inst.hidden = !r.instance;
+    fill($("shared"), r.shared, "name", (x) => [
+      badge(x.degraded ? "degraded" : "shared", "shared"),
+      el("td", x.fleet || "–"),
+      el("td", x.local || "–"),
+      el("td", x.last_error || "–"),
+    ]);
+
     fill($("probes"), r.probes, "name", (x) => {
       const state = x.healthy ? "healthy" : "unhealthy";
       const since = el("td");
