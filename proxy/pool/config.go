@@ -165,8 +165,8 @@ type Outlier struct {
 	// zero, 30 s.
 	BaseEjectionTime time.Duration
 
-	// MaxEjectionTime caps one ejection. If zero, 300 s (or
-	// BaseEjectionTime if larger).
+	// MaxEjectionTime caps one ejection; it must be at least
+	// BaseEjectionTime. If zero, 300 s (or BaseEjectionTime if larger).
 	MaxEjectionTime time.Duration
 
 	// MaxEjectionPercent caps the share of the pool that ejection may take
@@ -208,7 +208,8 @@ type Health struct {
 	// Interval is the time between two checks of a replica. Zero turns
 	// checks off.
 	Interval time.Duration
-	// Timeout bounds one check. If zero, 1 s (or Interval, if shorter).
+	// Timeout bounds one check; it must be at most Interval. If zero, 1 s
+	// (or Interval, if shorter).
 	Timeout time.Duration
 	// HealthyThreshold is the checks in a row that must pass for a replica
 	// marked down to go on trial. An ejected replica that is not down goes
@@ -299,6 +300,9 @@ func (cfg Config) Validate() error {
 	nonNeg("Outlier.Interval", o.Interval)
 	nonNeg("Outlier.BaseEjectionTime", o.BaseEjectionTime)
 	nonNeg("Outlier.MaxEjectionTime", o.MaxEjectionTime)
+	if base := cmp.Or(o.BaseEjectionTime, DefaultBaseEjectionTime); o.MaxEjectionTime > 0 && o.MaxEjectionTime < base {
+		e.bad("Outlier.MaxEjectionTime", fmt.Sprintf("be >= BaseEjectionTime (%v)", base), o.MaxEjectionTime)
+	}
 	if o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100 {
 		e.bad("Outlier.MaxEjectionPercent", "be between 0 and 100", o.MaxEjectionPercent)
 	}
@@ -311,6 +315,9 @@ func (cfg Config) Validate() error {
 	h := cfg.Health
 	nonNeg("Health.Interval", h.Interval)
 	nonNeg("Health.Timeout", h.Timeout)
+	if h.Interval > 0 && h.Timeout > h.Interval {
+		e.bad("Health.Timeout", fmt.Sprintf("be <= Interval (%v)", h.Interval), h.Timeout)
+	}
 	if h.HealthyThreshold < 0 {
 		e.bad("Health.HealthyThreshold", "be >= 0", h.HealthyThreshold)
 	}

@@ -90,7 +90,7 @@ func TestCheckerHTTP(t *testing.T) {
 
 	iv := 20 * time.Millisecond
 	p, err := New(Config{Replicas: []Endpoint{{Addr: bad.URL + "/"}, {Addr: good.URL}},
-		Health: Health{Interval: iv, Timeout: time.Second, UnhealthyThreshold: 2, HealthyThreshold: 2}})
+		Health: Health{Interval: iv, Timeout: iv, UnhealthyThreshold: 2, HealthyThreshold: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,6 +122,7 @@ func (r *Replica) openLocked(at time.Time, d time.Duration, t breaker.Trip) brea
 	end := at.Add(d)
 	r.trialAt.Store(end.UnixNano())
 	r.out.Store(true)
+	r.wasOut = true
 	t.At = at
 	r.trip = t
 	return breaker.Fleet{Epoch: r.epoch, Open: true, ProbeAt: end, Opens: r.ejections, Trip: t}
@@ -199,14 +200,16 @@ func (p *Pool) SweepAt(now time.Time) {
 	p.rates = p.rates[:0]
 	for _, r := range p.replicas {
 		s, t := r.successes.Swap(0), r.total.Swap(0)
-		if prev == math.MinInt64 || r.out.Load() {
+		r.mu.Lock()
+		out := r.out.Load()
+		if !out && !r.wasOut && r.ejections > 0 && prev != math.MinInt64 {
+			r.ejections-- // a whole interval in rotation
+		}
+		r.wasOut = out
+		r.mu.Unlock()
+		if prev == math.MinInt64 || out {
 			continue
 		}
-		r.mu.Lock()
-		if r.ejections > 0 && !r.out.Load() {
-			r.ejections--
-		}
-		r.mu.Unlock()
 		if !p.set.srDisabled && t >= p.set.minRequests && t > 0 {
 			p.rates = append(p.rates, rated{r: r, rate: float64(s) / float64(t), s: s, t: t})
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,14 @@ const (
 	Ignored
 )
 
-// String returns "success", "failure" or "ignored".
-func (o Outcome) String() string { return o.breaker().String() }
+// String returns "success", "failure" or "ignored", or "Outcome(n)" for a
+// value that is not an Outcome.
+func (o Outcome) String() string {
+	if o > Ignored {
+		return "Outcome(" + strconv.Itoa(int(o)) + ")"
+	}
+	return o.breaker().String()
+}
 
 func (o Outcome) breaker() breaker.Outcome {
 	switch o {
@@ -91,6 +98,7 @@ type Replica struct {
 	mu         sync.Mutex   // guards the fields below; never held while calling br
 	epoch      uint64       // the newest record handed to the breaker
 	ejections  int          // drives the ejection time; forgiven one per clean interval
+	wasOut     bool         // out of rotation at some time since the last analysis
 	down       bool         // marked down by health checks
 	trialOK    int          // trial successes of the current trial
 	checkOK    int          // checks passed in a row
@@ -217,6 +225,9 @@ func (a Attempt) DoneAt(now time.Time, latency time.Duration, o Outcome) {
 	r := a.r
 	if r == nil {
 		return
+	}
+	if o > Ignored {
+		o = Ignored // not an Outcome: release the replica, count nothing
 	}
 	ns := now.UnixNano()
 	r.outstanding.Add(-1)

@@ -26,6 +26,9 @@ func TestConfigErrors(t *testing.T) {
 		{"stdev", Config{Replicas: endpoints(1), Outlier: Outlier{SuccessRate: SuccessRate{StdevFactor: -1}}}, "Config.Outlier.SuccessRate.StdevFactor must be a finite number >= 0"},
 		{"interval", Config{Replicas: endpoints(1), Health: Health{Interval: -time.Second}}, "Config.Health.Interval must be >= 0"},
 		{"base", Config{Replicas: endpoints(1), Outlier: Outlier{BaseEjectionTime: -1}}, "Config.Outlier.BaseEjectionTime must be >= 0"},
+		{"max below base", Config{Replicas: endpoints(1), Outlier: Outlier{BaseEjectionTime: time.Minute, MaxEjectionTime: time.Second}}, "Config.Outlier.MaxEjectionTime must be >= BaseEjectionTime (1m0s), got 1s"},
+		{"timeout", Config{Replicas: endpoints(1), Health: Health{Interval: time.Second, Timeout: 2 * time.Second}}, "Config.Health.Timeout must be <= Interval (1s), got 2s"},
+		{"several", Config{Replicas: []Endpoint{{Weight: -2}}}, "Config.Replicas[0].Addr must be set, got \"\"\npool: Config.Replicas[0].Weight must be between 0 and 10000, got -2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -34,6 +37,14 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("New: %v, want an error containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestOutcomeString(t *testing.T) {
+	for o, want := range map[Outcome]string{Success: "success", Failure: "failure", Ignored: "ignored", 7: "Outcome(7)"} {
+		if got := o.String(); got != want {
+			t.Errorf("%d: %q, want %q", o, got, want)
+		}
 	}
 }
 
@@ -172,10 +183,14 @@ func TestEjectionForgiven(t *testing.T) {
 		t.Fatalf("ejections %d, want 1", got)
 	}
 	p.SweepAt(t0.Add(10 * time.Second))
+	if got := p.StatsAt(now).Replicas[0].Ejections; got != 1 {
+		t.Fatalf("after an interval with an ejection in it: ejections %d, want 1 (not forgiven)", got)
+	}
+	p.SweepAt(t0.Add(20 * time.Second))
 	if got := p.StatsAt(now).Replicas[0].Ejections; got != 0 {
 		t.Fatalf("after a clean interval: ejections %d, want 0", got)
 	}
-	now = t0.Add(11 * time.Second)
+	now = t0.Add(21 * time.Second)
 	failN(t, p, r, now, 5)
 	if _, ok := r.admit(now.Add(time.Second)); !ok {
 		t.Fatal("a forgiven replica's ejection lasted more than BaseEjectionTime")
