@@ -93,6 +93,11 @@ func TestSharedBreakerOpensFleet(t *testing.T) {
 	if n := rds.Client().Exists(context.Background(), sluiceredis.BreakerKey("api/"+strings.TrimPrefix(up.URL, "http://"))).Val(); n != 1 {
 		t.Errorf("the breaker's record is not on Redis under its key")
 	}
+	rds.Kill()
+	waitFor(t, "b's breaker degraded", func() bool { return sharedReport(t, b, name).Degraded })
+	if r := sharedReport(t, b, name); !strings.HasPrefix(r.Fleet, "last read: open for ") || r.Local != "open" || r.LastError == "" {
+		t.Errorf("b's report with Redis down = %+v, want the last record read, local open and the error", r)
+	}
 }
 
 // A reload that keeps storage.breakers keeps the link (the breaker stays

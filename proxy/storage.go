@@ -204,8 +204,16 @@ func (sb *sharedBreaker) SharedState() (fleet, local string) {
 	return fleetState(sb.sync, sb.clock.Now()), local
 }
 
-// fleetState describes the record a sync last read, at now.
+// fleetState describes the record a sync last read, at now; while Redis
+// does not answer, as the last one read.
 func fleetState(s *sluiceredis.BreakerSync, now time.Time) string {
+	if s.Degraded() {
+		return "last read: " + recordState(s, now)
+	}
+	return recordState(s, now)
+}
+
+func recordState(s *sluiceredis.BreakerSync, now time.Time) string {
 	f, ok := s.Fleet()
 	switch {
 	case !ok:
