@@ -88,7 +88,7 @@ func TestCheckerHTTP(t *testing.T) {
 	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer good.Close()
 
-	iv := 20 * time.Millisecond
+	iv := 100 * time.Millisecond // also the timeout: generous for a loaded machine under -race
 	p, err := New(Config{Replicas: []Endpoint{{Addr: bad.URL + "/"}, {Addr: good.URL}},
 		Health: Health{Interval: iv, Timeout: iv, UnhealthyThreshold: 2, HealthyThreshold: 2}})
 	if err != nil {
