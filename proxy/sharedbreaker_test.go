@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/sluice-go/sluice/dlq"
 	"github.com/sluice-go/sluice/health"
 	"github.com/sluice-go/sluice/internal/redistest"
+	"github.com/sluice-go/sluice/proxy"
 	"github.com/sluice-go/sluice/sluiceredis"
 )
 
@@ -222,4 +225,39 @@ routes:
 		}
 	}
 	waitFor(t, "the dlq to be shared again", func() bool { return !sharedReport(t, h, "dlq").Degraded })
+}
+
+// instance_id applies on a restart: a reload that changes it keeps the
+// running id in the report and says so in the status.
+func TestInstanceIDChangeWarns(t *testing.T) {
+	up := newUpstream(t, status(200, "ok"))
+	dir := t.TempDir()
+	src := func(id string) string {
+		return "instance_id: " + id + "\nstorage: {dlq: \"bolt://" + dir + "/dlq.db\"}\nroutes:\n  - {name: api, upstreams: [" + up.URL + "]}\n"
+	}
+	h, logs := serveConfig(t, src("first"))
+	if !strings.Contains(logs.String(), "instance=first") {
+		t.Errorf("the start-up log does not name the instance:\n%s", logs)
+	}
+	if err := h.srv.Reload(parse(t, src("second"))); err != nil {
+		t.Fatal(err)
+	}
+	if ws := h.srv.Status().Warnings; len(ws) != 1 || ws[0] != "instance_id changed: applies on restart" {
+		t.Errorf("warnings = %q", ws)
+	}
+	if got := h.srv.Monitor().Evaluate(context.Background()).Instance; got != "first" {
+		t.Errorf("report instance after the reload = %q, want the running first", got)
+	}
+}
+
+// Without instance_id the instance is named host:pid.
+func TestInstanceIDDefault(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	h := start(t, "routes:\n  - {name: api, upstreams: [http://127.0.0.1:1]}\n", proxy.Options{})
+	if got, want := h.srv.Monitor().Evaluate(context.Background()).Instance, host+":"+strconv.Itoa(os.Getpid()); got != want {
+		t.Errorf("instance = %q, want %q", got, want)
+	}
 }
