@@ -96,8 +96,15 @@ func TestSharedBreakerOpensFleet(t *testing.T) {
 	if n := rds.Client().Exists(context.Background(), sluiceredis.BreakerKey("api/"+strings.TrimPrefix(up.URL, "http://"))).Val(); n != 1 {
 		t.Errorf("the breaker's record is not on Redis under its key")
 	}
+	series := `sluice_shared_degraded{component="` + name + `"} `
+	if _, m := b.doURL(b.admin, "GET", "/metrics", ""); !strings.Contains(m, series+"0") {
+		t.Errorf("b's metrics lack %s0", series)
+	}
 	rds.Kill()
 	waitFor(t, "b's breaker degraded", func() bool { return sharedReport(t, b, name).Degraded })
+	if _, m := b.doURL(b.admin, "GET", "/metrics", ""); !strings.Contains(m, series+"1") {
+		t.Errorf("b's metrics with Redis down lack %s1", series)
+	}
 	if r := sharedReport(t, b, name); !strings.HasPrefix(r.Fleet, "last read: open for ") || r.Local != "open" || r.LastError == "" {
 		t.Errorf("b's report with Redis down = %+v, want the last record read, local open and the error", r)
 	}
