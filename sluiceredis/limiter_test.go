@@ -44,21 +44,37 @@ func take(t *testing.T, l ratelimit.Limiter, n int) ratelimit.Decision {
 	return d
 }
 
-// near reports whether got is within slack of want: the two clocks compared
-// run on while the test calls.
-func near(got, want, slack time.Duration) bool { return got <= want+slack && got >= want-slack }
+// slowRate and slowPer are the limit of the tests that compare the
+// limiter's times with fixed ones: one token per 10s, so that the time the
+// test's calls take (tens of milliseconds, more on a loaded machine) can
+// never refill a token and change a decision.
+const (
+	slowRate = 6
+	slowPer  = time.Minute
+)
+
+// ranOn reports whether got, a time Redis computed, is want less at most
+// el: Redis decides by its own clock, which runs on while the test calls,
+// by no more than the el the test measured from before its first call.
+// One millisecond covers the rounding to whole microseconds.
+func ranOn(got, want, el time.Duration) bool {
+	return got <= want+time.Millisecond && got >= want-el-time.Millisecond
+}
 
 // The shared limiter decides a sequence of requests as the local
-// TokenBucket with the same shape does.
+// TokenBucket with the same shape does. The local bucket's clock stands
+// still; Redis's runs on, so its retry-afters are the local ones less at
+// most the time the test has taken since its first shared call.
 func TestLimiterDecidesLikeTokenBucket(t *testing.T) {
 	srv := redistest.Start(t)
 	for _, smooth := range []bool{false, true} {
-		cfg := ratelimit.Config{Rate: 10, Burst: 5, Smooth: smooth}
+		cfg := ratelimit.Config{Rate: slowRate, Per: slowPer, Burst: 5, Smooth: smooth, Clock: sluicetest.NewFakeClock(time.Now())}
 		local := ratelimit.MustNew(cfg)
 		shared := newLimiter(t, srv, sluiceredis.LimiterConfig{
 			Key:  sluiceredis.LimiterKey("like", map[bool]string{false: "bursty", true: "smooth"}[smooth]),
-			Rate: cfg.Rate, Burst: cfg.Burst, Smooth: smooth,
+			Rate: cfg.Rate, Per: cfg.Per, Burst: cfg.Burst, Smooth: smooth,
 		})
+		start := time.Now()
 		for i, n := range []int{1, 2, 1, 1, 1, 1, 6, 0} {
 			if n > cfg.Burst {
 				_, lerr := local.Take(bg, n)
@@ -70,26 +86,29 @@ func TestLimiterDecidesLikeTokenBucket(t *testing.T) {
 			}
 			want := take(t, local, n)
 			got := take(t, shared, n)
-			if got.Allowed != want.Allowed || !near(got.RetryAfter, want.RetryAfter, 20*time.Millisecond) {
-				t.Fatalf("smooth=%v step %d: Take(%d) = %+v, TokenBucket says %+v", smooth, i, n, got, want)
+			if el := time.Since(start); got.Allowed != want.Allowed || !ranOn(got.RetryAfter, want.RetryAfter, el) {
+				t.Fatalf("smooth=%v step %d: Take(%d) = %+v after %v, TokenBucket says %+v", smooth, i, n, got, el, want)
 			}
 		}
 	}
 }
 
-// A bursty limit admits its burst, then refuses with a retry-after of about
-// one interval; its Decision.Err is a rate-limit rejection.
+// A bursty limit admits its burst, then refuses with a retry-after of one
+// interval (less the time the calls took); its Decision.Err is a
+// rate-limit rejection.
 func TestLimiterBurstThenRefuse(t *testing.T) {
 	srv := redistest.Start(t)
-	l := newLimiter(t, srv, sluiceredis.LimiterConfig{Rate: 10, Burst: 3})
+	l := newLimiter(t, srv, sluiceredis.LimiterConfig{Rate: slowRate, Per: slowPer, Burst: 3})
+	interval := slowPer / slowRate
+	start := time.Now()
 	for i := range 3 {
 		if d := take(t, l, 1); !d.Allowed {
 			t.Fatalf("call %d of the burst refused: %+v", i, d)
 		}
 	}
 	d := take(t, l, 1)
-	if d.Allowed || !near(d.RetryAfter, 100*time.Millisecond, 20*time.Millisecond) {
-		t.Fatalf("call after the burst = %+v, want refused with RetryAfter about 100ms", d)
+	if el := time.Since(start); d.Allowed || !ranOn(d.RetryAfter, interval, el) {
+		t.Fatalf("call after the burst = %+v after %v, want refused with RetryAfter %v less at most that", d, el, interval)
 	}
 	if err := d.Err(); !errors.Is(err, ratelimit.ErrLimited) || !errors.Is(err, sluice.ErrRejected) {
 		t.Fatalf("Decision.Err() = %v, want ErrLimited and ErrRejected", err)
@@ -105,25 +124,29 @@ func TestLimiterBurstThenRefuse(t *testing.T) {
 }
 
 // Waiting: a bursty limit lets a caller wait for its refilled tokens; a
-// smooth one queues callers a slot apart and refuses past its burst.
+// smooth one queues callers a slot apart and refuses past its burst. The
+// waits sleep on a fake clock; their lengths come from Redis, whose clock
+// runs on while the test calls.
 func TestLimiterWaitBurstyAndSmooth(t *testing.T) {
 	srv := redistest.Start(t)
+	iv := slowPer / slowRate
 	for _, tc := range []struct {
 		smooth bool
 		waits  []time.Duration // per call; -1: refused
 	}{
-		{false, []time.Duration{0, 0, 0, 100 * time.Millisecond, 200 * time.Millisecond}},
-		{true, []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, -1}},
+		{false, []time.Duration{0, 0, 0, iv, 2 * iv}},
+		{true, []time.Duration{0, iv, 2 * iv, -1}},
 	} {
 		clock := sluicetest.NewFakeClock(time.Now())
 		key := sluiceredis.LimiterKey("wait", map[bool]string{false: "bursty", true: "smooth"}[tc.smooth])
-		l := newLimiter(t, srv, sluiceredis.LimiterConfig{Key: key, Rate: 10, Burst: 3, Smooth: tc.smooth, MaxWait: time.Second, Clock: clock})
+		l := newLimiter(t, srv, sluiceredis.LimiterConfig{Key: key, Rate: slowRate, Per: slowPer, Burst: 3, Smooth: tc.smooth, MaxWait: 3 * iv, Clock: clock})
 		type result struct {
 			d   ratelimit.Decision
 			err error
 		}
 		var pending []chan result
 		var wantWait []time.Duration
+		start := time.Now()
 		for i, want := range tc.waits {
 			ch := make(chan result, 1)
 			go func() { d, err := l.Take(bg, 1); ch <- result{d, err} }()
@@ -138,10 +161,11 @@ func TestLimiterWaitBurstyAndSmooth(t *testing.T) {
 			pending = append(pending, ch)
 			wantWait = append(wantWait, want)
 		}
-		clock.Advance(time.Second)
+		el := time.Since(start) // every wait has been reserved by now
+		clock.Advance(3 * iv)
 		for i, ch := range pending {
-			if r := <-ch; r.err != nil || !r.d.Allowed || !near(r.d.Waited, wantWait[i], 20*time.Millisecond) {
-				t.Fatalf("smooth=%v waiter %d = %+v, %v; want allowed after about %v", tc.smooth, i, r.d, r.err, wantWait[i])
+			if r := <-ch; r.err != nil || !r.d.Allowed || !ranOn(r.d.Waited, wantWait[i], el) {
+				t.Fatalf("smooth=%v waiter %d = %+v, %v; want allowed after %v less at most %v", tc.smooth, i, r.d, r.err, wantWait[i], el)
 			}
 		}
 	}
@@ -212,8 +236,8 @@ func TestLimiterCancelledWaitGivesBack(t *testing.T) {
 	for _, smooth := range []bool{false, true} {
 		key := sluiceredis.LimiterKey("cancel", map[bool]string{false: "bursty", true: "smooth"}[smooth])
 		clock := sluicetest.NewFakeClock(time.Now())
-		waiter := newLimiter(t, srv, sluiceredis.LimiterConfig{Key: key, Rate: 10, Burst: 2, Smooth: smooth, MaxWait: time.Second, Clock: clock})
-		probe := newLimiter(t, srv, sluiceredis.LimiterConfig{Key: key, Rate: 10, Burst: 2, Smooth: smooth})
+		waiter := newLimiter(t, srv, sluiceredis.LimiterConfig{Key: key, Rate: slowRate, Per: slowPer, Burst: 2, Smooth: smooth, MaxWait: time.Minute, Clock: clock})
+		probe := newLimiter(t, srv, sluiceredis.LimiterConfig{Key: key, Rate: slowRate, Per: slowPer, Burst: 2, Smooth: smooth})
 		n := 2 // bursty: empty the bucket; smooth: take the slot now
 		if smooth {
 			n = 1
@@ -229,18 +253,26 @@ func TestLimiterCancelledWaitGivesBack(t *testing.T) {
 		}
 		// Without the give-back the next token would be two intervals away.
 		d := take(t, probe, 1)
-		if d.Allowed || d.RetryAfter > 100*time.Millisecond {
-			t.Fatalf("smooth=%v: after the give-back Take = %+v, want refused with RetryAfter <= 100ms", smooth, d)
+		if iv := slowPer / slowRate; d.Allowed || d.RetryAfter > iv {
+			t.Fatalf("smooth=%v: after the give-back Take = %+v, want refused with RetryAfter <= %v", smooth, d, iv)
 		}
 	}
 }
 
 // A dead Redis is an error within the timeout, and a hung one too; after
 // RetryInterval the limiter tries Redis again and is shared once more.
+//
+// The timeout is newLimiter's second, not the 50ms default: the calls
+// before the kill and after the restart must succeed under it (a dial and
+// a script load on a loaded machine running the race detector can take
+// longer than 50ms). The bound on the failing call is the timeout plus
+// half of it for the scheduling of a loaded machine; a call that ignored
+// its deadline would wait on the hung server until Resume, after the check.
 func TestLimiterRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
 	clock := sluicetest.NewFakeClock(time.Now())
-	l := newLimiter(t, srv, sluiceredis.LimiterConfig{Rate: 100, Burst: 10, Timeout: 50 * time.Millisecond, Clock: clock})
+	l, tr := countedLimiter(t, srv, sluiceredis.LimiterConfig{Rate: 100, Burst: 10, Clock: clock})
+	limit := l.Config().Timeout * 3 / 2
 	take(t, l, 1)
 	for _, how := range []string{"killed", "paused"} {
 		if how == "killed" {
@@ -250,16 +282,16 @@ func TestLimiterRedisDown(t *testing.T) {
 		}
 		start := time.Now()
 		_, err := l.Take(bg, 1)
-		if el := time.Since(start); el > 250*time.Millisecond {
-			t.Fatalf("%s: Take took %v with a 50ms timeout", how, el)
+		if el := time.Since(start); el > limit {
+			t.Fatalf("%s: Take took %v with a %v timeout, over %v", how, el, l.Config().Timeout, limit)
 		}
 		if !errors.Is(err, sluiceredis.ErrUnavailable) || !l.Degraded() {
 			t.Fatalf("%s: Take err = %v, degraded %v; want ErrUnavailable, degraded", how, err, l.Degraded())
 		}
-		// Within RetryInterval Redis is not tried: the answer is at once.
-		start = time.Now()
-		if _, err := l.Take(bg, 1); !errors.Is(err, sluiceredis.ErrUnavailable) || time.Since(start) > 10*time.Millisecond {
-			t.Fatalf("%s: second Take = %v after %v", how, err, time.Since(start))
+		// Within RetryInterval Redis is not tried: no round trip.
+		before := tr.total()
+		if _, err := l.Take(bg, 1); !errors.Is(err, sluiceredis.ErrUnavailable) || tr.total() != before {
+			t.Fatalf("%s: second Take = %v after %d round trips, want ErrUnavailable after none", how, err, tr.total()-before)
 		}
 		if how == "killed" {
 			srv.Restart()
