@@ -3,7 +3,6 @@ package dlqhttp
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sluice-go/sluice/dlq"
+	"github.com/sluice-go/sluice/internal/jsonhttp"
 )
 
 // Replayers finds the replayer of a queue, for the API's replay routes and
@@ -163,7 +163,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	if len(msgs) == cmp.Or(query.Limit, dlq.DefaultListLimit) {
 		out.Next = msgs[len(msgs)-1].ID.String()
 	}
-	writeJSON(w, http.StatusOK, out)
+	jsonhttp.Write(w, http.StatusOK, out)
 }
 
 // stats serves GET /dlq/stats.
@@ -173,7 +173,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "dlq: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, StatsResponse{Queues: qs})
+	jsonhttp.Write(w, http.StatusOK, StatsResponse{Queues: qs})
 }
 
 // pathID parses the {id} of the URL, answering 400 when it is bad.
@@ -207,7 +207,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ViewOf(m, r.URL.Query().Get("body") == "1"))
+	jsonhttp.Write(w, http.StatusOK, ViewOf(m, r.URL.Query().Get("body") == "1"))
 }
 
 // delete serves DELETE /dlq/{id}.
@@ -246,7 +246,7 @@ func (a *api) replayOne(w http.ResponseWriter, r *http.Request) {
 	err = rp.ReplayOne(r.Context(), id)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, ReplayOneResponse{ID: id.String(), Outcome: "replayed"})
+		jsonhttp.Write(w, http.StatusOK, ReplayOneResponse{ID: id.String(), Outcome: "replayed"})
 	case errors.Is(err, dlq.ErrUnhealthy):
 		writeError(w, http.StatusServiceUnavailable, "the route's upstreams are unhealthy; try later")
 	case errors.Is(err, dlq.ErrBusy):
@@ -254,7 +254,7 @@ func (a *api) replayOne(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, dlq.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such message")
 	default:
-		writeJSON(w, http.StatusBadGateway, ReplayOneResponse{ID: id.String(), Outcome: "failed", Error: err.Error()})
+		jsonhttp.Write(w, http.StatusBadGateway, ReplayOneResponse{ID: id.String(), Outcome: "failed", Error: err.Error()})
 	}
 }
 
@@ -300,24 +300,9 @@ func (a *api) replay(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Results = append(out.Results, v)
 	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// writeJSON answers v as indented JSON, never cached.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		http.Error(w, "cannot encode the answer", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(data)+1))
-	w.WriteHeader(code)
-	_, _ = w.Write(append(data, '\n'))
+	jsonhttp.Write(w, http.StatusOK, out)
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, ErrorResponse{Error: msg})
+	jsonhttp.Write(w, code, ErrorResponse{Error: msg})
 }
