@@ -53,6 +53,7 @@ type Server struct {
 	t    testing.TB
 	path string
 	dir  string
+	conf string // a config file to start with, before the arguments (Sentinel)
 	args []string
 	port int
 
@@ -76,6 +77,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	s := &Server{t: t, path: path, dir: t.TempDir()}
 	s.args = append([]string{"--appendonly", "yes", "--appendfsync", c.fsync}, c.args...)
+	return s.launch()
+}
+
+// launch starts s on a free port, retrying when another process took the
+// port first, and has it killed when the test ends.
+func (s *Server) launch() *Server {
+	t := s.t
+	t.Helper()
 	t.Cleanup(func() { s.kill() })
 	var err error
 	for range 5 { // another process may take the free port before redis binds it
@@ -110,10 +119,14 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = []string{s.conf, "--sentinel"}
+	}
+	args = append(append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "",
 		"--dir", s.dir, "--daemonize", "no", "--protected-mode", "yes",
-	}, s.args...)
+	), s.args...)
 	cmd := exec.Command(s.path, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	setParentDeath(cmd)
