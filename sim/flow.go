@@ -133,6 +133,9 @@ type inst struct {
 	br    *breaker.Breaker
 	bh    *bulkhead.Bulkhead
 	lim   *ratelimit.TokenBucket
+	// checks is the breaker's link to the instance's health checks, when
+	// the policy runs them.
+	checks *checkLink
 
 	// queued maps the bulkhead's tickets to the attempts waiting on them.
 	queued map[bulkhead.Ticket]*try
@@ -153,6 +156,10 @@ func newInst(sp *spec, w *world, chain int, rng *rand.Rand) *inst {
 	if sp.breaker != nil {
 		c := *sp.breaker
 		c.Clock = w.clock
+		if sp.checks {
+			in.checks = &checkLink{w: w}
+			c.Shared = in.checks
+		}
 		in.br = breaker.MustNew(c)
 	}
 	if sp.bulkhead != nil {

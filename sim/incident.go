@@ -52,7 +52,11 @@ func (c caseSpec) active(now int64) bool { return now >= int64(c.start) && now <
 
 type scenarioDef struct {
 	layered bool
-	cases   []caseSpec
+	// recovery adds the recovery scenario's figures: health checks for
+	// the policies that run them, and goodput lost after the incident at
+	// fineStep resolution.
+	recovery bool
+	cases    []caseSpec
 }
 
 func incidentScenario(name string) scenarioDef {
@@ -88,6 +92,12 @@ func incidentScenario(name string) scenarioDef {
 		return scenarioDef{layered: true, cases: []caseSpec{{
 			kind: kindOutage, start: warmup, end: at(30 * time.Second), duration: at(30*time.Second) + tail,
 			detail: "the bottom of three services answers every call with 503 at once; each layer runs the policy",
+		}}}
+	case ScenarioRecovery:
+		end := recoveryWarmup + recoveryOutage
+		return scenarioDef{recovery: true, cases: []caseSpec{{
+			kind: kindOutage, start: recoveryWarmup, end: end, duration: end + recoveryTail,
+			detail: "the upstream answers every call and every health check with 503 at once, then recovers at once",
 		}}}
 	}
 	panic("sim: not an incident scenario: " + name)
@@ -147,7 +157,7 @@ func runIncident(ctx context.Context, opts Options, specs []*spec, p *progress) 
 				what = cs.name + "/" + sp.name
 			}
 			p.update(done, total, what)
-			r := &run{seed: opts.Seed, caseIndex: uint64(ci), cs: cs, sp: sp, n: n, closed: opts.ClosedLoop, layered: sd.layered}
+			r := &run{seed: opts.Seed, caseIndex: uint64(ci), cs: cs, sp: sp, n: n, closed: opts.ClosedLoop, layered: sd.layered, recovery: sd.recovery}
 			res, err := r.simulate(ctx)
 			if err != nil {
 				return nil, err
@@ -169,6 +179,7 @@ type run struct {
 	n         int
 	closed    bool
 	layered   bool
+	recovery  bool
 
 	w   *world
 	rec *recorder
@@ -187,6 +198,9 @@ func (r *run) simulate(ctx context.Context) (Result, error) {
 		nLayers = 3
 	}
 	r.rec = newRecorder(int64(cs.duration), int64(cs.start), int64(cs.end), nLayers)
+	if r.recovery {
+		r.rec.fine = newFine(int64(cs.duration), r.n)
+	}
 
 	netRand := r.rand(streamNet)
 	netDelay := func() time.Duration {
@@ -237,6 +251,9 @@ func (r *run) simulate(ctx context.Context) (Result, error) {
 		w.at(int64(cs.end), func() { srv.stalled = false; srv.next() })
 	}
 
+	for i, in := range insts[nLayers-1] {
+		r.startChecks(in, i, srv)
+	}
 	top := layers[0]
 	for i := range r.n {
 		if r.closed {
@@ -259,6 +276,9 @@ func (r *run) issue(top *layer, in *inst, after func()) {
 	rec.arrived(arrive)
 	top.start(in, arrive+int64(callDeadline), func(_ *call, err error) {
 		rec.completed(arrive, w.now, err)
+		if rec.fine != nil {
+			rec.fine.completed(arrive, err)
+		}
 		if after != nil {
 			after()
 		}

@@ -77,6 +77,9 @@ type spec struct {
 	// failures final (Sluice-Reject, Sluice-Retry: no) for the layer above;
 	// the other built-ins stand for plain retry libraries.
 	sidecar bool
+	// checks says each instance runs active health checks that put its
+	// open breaker on trial when one passes (PolicySluiceDefaultChecks).
+	checks bool
 }
 
 type budgetSpec struct {
@@ -113,6 +116,13 @@ func builtinSpec(name string) (*spec, error) {
 		}
 		specs[0].sidecar = false // a plain retry library, not a sidecar
 		return specs[0], nil
+	case PolicySluiceDefaultChecks:
+		s, err := builtinSpec(PolicySluiceDefault)
+		if err != nil {
+			return nil, err
+		}
+		s.name, s.checks = name, true
+		return s, nil
 	case PolicySluiceDefault:
 		// The embedded configuration `sluice serve` runs without a file,
 		// read with an empty environment so the result never varies.
@@ -131,7 +141,7 @@ func builtinSpec(name string) (*spec, error) {
 		}
 		return s, err
 	}
-	return nil, fmt.Errorf("sim: unknown policy %q (built-in policies: %v)", name, BuiltinPolicies())
+	return nil, fmt.Errorf("sim: unknown policy %q (built-in policies: %v, and %s)", name, BuiltinPolicies(), PolicySluiceDefaultChecks)
 }
 
 // LoadPolicies reads a file in the sidecar's schema and returns the names of

@@ -36,6 +36,9 @@ type recorder struct {
 	rejected, budgetRefused  int64
 	queued, wasted           int64
 	layerCalls               []int64
+	probes, incProbes        int64
+
+	fine *fine // the recovery scenario's figures, or nil
 }
 
 func newRecorder(duration, incStart, incEnd int64, layers int) *recorder {
@@ -84,6 +87,23 @@ func (r *recorder) sent(i int, t int64, bottom bool) {
 	}
 	if r.inIncident(t) {
 		r.incUpstream++
+	}
+}
+
+// probe counts a health check of instance i leaving at t: an upstream
+// call too.
+func (r *recorder) probe(i int, t int64) {
+	r.probes++
+	r.upstreamN++
+	if b := r.bucket(t); b >= 0 {
+		r.upstream[b]++
+	}
+	if r.inIncident(t) {
+		r.incUpstream++
+		r.incProbes++
+	}
+	if r.fine != nil {
+		r.fine.checks[i] = append(r.fine.checks[i], t)
 	}
 }
 
@@ -140,6 +160,14 @@ func (r *recorder) result(name, caseName string, duration int64) Result {
 	res.P99ms = percentileMs(r.latencies, 0.99)
 	res.P999ms = percentileMs(r.latencies, 0.999)
 	res.RecoveryS = recovery(r.offered, r.good, int(r.incEnd/step))
+	res.ProbeCalls = r.probes
+	res.ProbeCallsIncident = r.incProbes
+	if f := r.fine; f != nil {
+		back, lost := f.recoveryFigures(r.incEnd, duration)
+		res.Recovery95S = &back
+		res.GoodputLostS = &lost
+		res.ChecksPerInterval = f.maxChecksPerInterval()
+	}
 	return res
 }
 

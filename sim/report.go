@@ -92,6 +92,23 @@ type Result struct {
 	// LayerCalls is, in the layers scenario, the attempts sent by each
 	// layer, top first; the last is UpstreamCalls.
 	LayerCalls []int64 `json:"layer_calls,omitempty"`
+	// ProbeCalls counts the health checks sent to the upstream (they are
+	// in UpstreamCalls and the amplifications too), ProbeCallsIncident
+	// those sent during the incident; ChecksPerInterval is the most
+	// checks one instance sent within one check interval. Zero for a
+	// policy without checks.
+	ProbeCalls         int64 `json:"probe_calls,omitempty"`
+	ProbeCallsIncident int64 `json:"probe_calls_incident,omitempty"`
+	ChecksPerInterval  int   `json:"checks_per_interval,omitempty"`
+	// Recovery95S is, in the recovery scenario, the seconds from the end
+	// of the incident until the calls arriving succeed again at 95 % (over
+	// every 500 ms window of arrivals from then on), at 100 ms resolution;
+	// -1 if never before the run ends. GoodputLostS is the calls that
+	// failed from the end of the incident to the end of the run, in
+	// seconds of the offered rate: the goodput lost after recovery. Both
+	// are absent from other scenarios.
+	Recovery95S  *float64 `json:"recovery_95_s,omitempty"`
+	GoodputLostS *float64 `json:"goodput_lost_s,omitempty"`
 	// Series holds per-second counts for plotting.
 	Series Series `json:"series"`
 }
@@ -248,6 +265,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 }
 
 func (r *Report) resultTable(b *strings.Builder) {
+	if r.Scenario == ScenarioRecovery {
+		r.recoveryTable(b)
+		return
+	}
 	for _, inc := range r.Incidents {
 		b.WriteString("\n")
 		if inc.Case != "" {
@@ -300,5 +321,30 @@ func (r *Report) backoffTable(b *strings.Builder) {
 	if s := r.Summary; s != nil {
 		fmt.Fprintf(b, "\nat %d clients, full jitter makes %.3f× the calls and takes %.3f× the time of exponential backoff without jitter\n",
 			s.Clients, s.FullCallsRatio, s.FullCompletionRatio)
+	}
+}
+
+// recoveryTable is the recovery scenario's table: how fast goodput returns
+// after the upstream does, beside the load the policy put on it during the
+// outage.
+func (r *Report) recoveryTable(b *strings.Builder) {
+	for _, inc := range r.Incidents {
+		fmt.Fprintf(b, "\n%s from %gs to %gs (%s)\n", inc.Kind, inc.StartS, inc.EndS, inc.Detail)
+		outage := inc.EndS - inc.StartS
+		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "policy\tback to 95 %\tgoodput lost\tampl(outage)\tchecks/s\tchecks per instance per interval\tsuccess\trejected\t")
+		for _, res := range r.Results {
+			back, lost := "never", "-"
+			if res.Recovery95S != nil && *res.Recovery95S >= 0 {
+				back = strconv.FormatFloat(*res.Recovery95S, 'f', 1, 64) + " s"
+			}
+			if res.GoodputLostS != nil {
+				lost = strconv.FormatFloat(*res.GoodputLostS, 'f', 2, 64) + " s"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.1f\t%d\t%.2f%%\t%d\t\n",
+				res.Name, back, lost, res.AmplificationIncident, float64(res.ProbeCallsIncident)/outage,
+				res.ChecksPerInterval, 100*res.SuccessRate, res.Rejected)
+		}
+		tw.Flush()
 	}
 }

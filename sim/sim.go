@@ -17,11 +17,12 @@ const (
 	ScenarioMetastable = "metastable"
 	ScenarioLayers     = "layers"
 	ScenarioBackoff    = "backoff"
+	ScenarioRecovery   = "recovery"
 )
 
 // Scenarios returns the names of the scenarios Run knows.
 func Scenarios() []string {
-	return []string{ScenarioOutage, ScenarioBrownout, ScenarioLatency, ScenarioMetastable, ScenarioLayers, ScenarioBackoff}
+	return []string{ScenarioOutage, ScenarioBrownout, ScenarioLatency, ScenarioMetastable, ScenarioLayers, ScenarioBackoff, ScenarioRecovery}
 }
 
 // Options says what Run simulates. The zero value of every field but
@@ -82,7 +83,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Scenario == ScenarioBackoff {
 		return runBackoff(ctx, opts, p)
 	}
-	specs, err := resolvePolicies(opts.Policies, opts.PolicyFiles)
+	names := opts.Policies
+	if len(names) == 0 && opts.Scenario == ScenarioRecovery {
+		names = recoveryPolicies()
+	}
+	specs, err := resolvePolicies(names, opts.PolicyFiles)
 	if err != nil {
 		return nil, err
 	}
