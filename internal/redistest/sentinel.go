@@ -107,6 +107,10 @@ func (s *Sentinel) Master() string {
 
 // Failover has the Sentinel promote the replica (SENTINEL FAILOVER) and
 // returns once the Sentinel names it as the primary and it answers as one.
+// The old primary is turned into a replica only later (the Sentinel
+// notices it still acts as a primary on its next INFO, up to 10 s later):
+// until then it takes the writes of clients that have not followed the
+// switch, and its resync throws them away.
 // It fails the test if that takes longer than startTimeout.
 func (s *Sentinel) Failover() {
 	s.t.Helper()
