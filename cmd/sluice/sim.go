@@ -45,14 +45,20 @@ Scenarios:
   metastable  overload where timed-out work is still done (a 2x spike, a 30 s outage)
   layers      three services in a chain, the bottom one failing
   backoff     the contention experiment of Brooker (2015): backoff and jitter strategies
+  recovery    the outage, measured as goodput lost after the upstream recovers,
+              with and without health checks that put an open breaker on trial
 
 Policies compared: the built-in none, naive, no-budget-exponential (5
 attempts, exponential backoff with jitter, no retry budget) and
 sluice-default (--policies picks some), plus every policy of each --policy
-file, written in the sidecar's configuration schema.`,
+file, written in the sidecar's configuration schema. The recovery scenario
+compares naive, sluice-default and sluice-default-checks (the default policy
+with a health check every 200 ms per instance) unless --policies says
+otherwise.`,
 		Example: `  sluice sim --scenario outage --plot outage.svg
   sluice sim --scenario outage --policy my-sluice.yaml --json
-  sluice sim --scenario backoff --clients 100 --trials 20`,
+  sluice sim --scenario backoff --clients 100 --trials 20
+  sluice sim --scenario recovery`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(sim.Scenarios(), o.scenario) {
@@ -82,7 +88,7 @@ file, written in the sidecar's configuration schema.`,
 		return sim.Scenarios(), cobra.ShellCompDirectiveNoFileComp
 	})
 	_ = cmd.RegisterFlagCompletionFunc("policies", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return sim.BuiltinPolicies(), cobra.ShellCompDirectiveNoFileComp
+		return append(sim.BuiltinPolicies(), sim.PolicySluiceDefaultChecks), cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
 }

@@ -98,3 +98,17 @@ func TestSimPlotPathCheckedFirst(t *testing.T) {
 		t.Errorf("a run that failed after --plot was opened: exit %d (%q), plot file: %v; want exit 1 and no file", code, errOut, err)
 	}
 }
+
+// The recovery scenario prints its own table by default: the three
+// policies it compares, with the time back to 95 % of offered load.
+func TestSimRecoveryTable(t *testing.T) {
+	code, out, errOut := runCmd(t, "sim", "--scenario", "recovery", "--clients", "1", "-q")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	for _, want := range []string{"back to 95 %", "goodput lost", "naive", "sluice-default ", "sluice-default-checks"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
