@@ -341,9 +341,13 @@ func (r *Report) recoveryTable(b *strings.Builder) {
 			if res.GoodputLostS != nil {
 				lost = strconv.FormatFloat(*res.GoodputLostS, 'f', 2, 64) + " s"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.1f\t%d\t%.2f%%\t%d\t\n",
+			perInterval := "-"
+			if res.ProbeCalls > 0 {
+				perInterval = strconv.Itoa(res.ChecksPerInterval)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.1f\t%s\t%.2f%%\t%d\t\n",
 				res.Name, back, lost, res.AmplificationIncident, float64(res.ProbeCallsIncident)/outage,
-				res.ChecksPerInterval, 100*res.SuccessRate, res.Rejected)
+				perInterval, 100*res.SuccessRate, res.Rejected)
 		}
 		tw.Flush()
 	}
