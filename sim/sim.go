@@ -36,7 +36,9 @@ type Options struct {
 	Seed uint64
 
 	// Policies names the built-in policies to compare (BuiltinPolicies).
-	// If empty, all of them. Ignored by the backoff scenario, which
+	// If empty, all of them; for the recovery scenario, naive,
+	// sluice-default and PolicySluiceDefaultChecks, which may also be
+	// named here for any scenario. Ignored by the backoff scenario, which
 	// compares backoff strategies.
 	Policies []string
 
