@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-go/sluice/internal/hostname"
 	"github.com/sluice-go/sluice/internal/redisurl"
 )
 
@@ -423,7 +424,7 @@ func (d *decoder) tls(n *yaml.Node, path string) *TLS {
 			d.errorf(cv, join(path, "cert_file"), "cannot load the client certificate and key: %v", err)
 		}
 	}
-	if v := seen["server_name"]; v != nil && !validHost(t.ServerName) {
+	if v := seen["server_name"]; v != nil && !hostname.Valid(t.ServerName) {
 		d.errorf(v, join(path, "server_name"), "bad server name %q (want a host name)", t.ServerName)
 	}
 	return t

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-go/sluice/internal/hostname"
 )
 
 // This file decodes and checks single values. Each decoder records an error
@@ -185,7 +187,7 @@ func checkAddr(s string) error {
 	if err := checkPort(port); err != nil {
 		return fmt.Errorf("bad address %q: %v", s, err)
 	}
-	if host != "" && !validHost(host) {
+	if host != "" && !hostname.Valid(host) {
 		return fmt.Errorf("bad address %q: bad host %q", s, host)
 	}
 	return nil
@@ -197,27 +199,6 @@ func checkPort(p string) error {
 		return fmt.Errorf("bad port %q (want 0 to 65535)", p)
 	}
 	return nil
-}
-
-// validHost reports whether h is an IP address or a DNS host name.
-func validHost(h string) bool {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
-	}
-	if len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // isLoopback reports whether a listen address accepts only local
@@ -244,7 +225,7 @@ func checkHostMatch(s string) error {
 		}
 		host = h
 	}
-	if !validHost(host) {
+	if !hostname.Valid(host) {
 		return fmt.Errorf("bad host %q (want a host name or IP, optionally with :port)", s)
 	}
 	return nil
@@ -277,7 +258,7 @@ func checkUpstream(s string) error {
 			return fmt.Errorf("bad upstream URL %q: %v", s, err)
 		}
 	}
-	if !validHost(u.Hostname()) {
+	if !hostname.Valid(u.Hostname()) {
 		return fmt.Errorf("bad upstream URL %q: bad host %q", s, u.Hostname())
 	}
 	return nil

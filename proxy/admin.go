@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"mime"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/sluice-go/sluice/dashboard"
 	"github.com/sluice-go/sluice/dlq"
 	"github.com/sluice-go/sluice/dlq/dlqhttp"
+	"github.com/sluice-go/sluice/internal/jsonhttp"
 	"github.com/sluice-go/sluice/metrics"
 )
 
@@ -57,7 +57,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.Handle("/dlq/", dh)
 	mux.HandleFunc("GET /config", s.adminConfig)
 	mux.HandleFunc("GET /config/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Status())
+		jsonhttp.Write(w, http.StatusOK, s.Status())
 	})
 	mux.HandleFunc("POST /config/reload", s.adminReload)
 	pprofRoutes(mux)
@@ -76,11 +76,11 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice admin"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
+			jsonhttp.Write(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
 			return
 		}
 		if stateChanging(r.Method) && !jsonContent(r) {
-			writeError(w, http.StatusForbidden, r.Method+" to the admin API needs \"Content-Type: application/json\", which a cross-origin form or simple request cannot send")
+			jsonhttp.Error(w, http.StatusForbidden, r.Method+" to the admin API needs \"Content-Type: application/json\", which a cross-origin form or simple request cannot send")
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -101,12 +101,12 @@ var crossOrigin = http.NewCrossOriginProtection()
 // another origin gets 403. It reports whether the request may go on.
 func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
 	if !s.hostAllowed(r.Host) {
-		writeError(w, http.StatusMisdirectedRequest, "the admin API does not answer to host "+strconv.Quote(r.Host)+
+		jsonhttp.Error(w, http.StatusMisdirectedRequest, "the admin API does not answer to host "+strconv.Quote(r.Host)+
 			"; reach it by a loopback address or localhost, or list the name in admin.allowed_hosts")
 		return false
 	}
 	if err := crossOrigin.Check(r); err != nil {
-		writeError(w, http.StatusForbidden, "cross-origin "+r.Method+" refused: the admin API changes state only for requests from its own origin or from outside a browser")
+		jsonhttp.Error(w, http.StatusForbidden, "cross-origin "+r.Method+" refused: the admin API changes state only for requests from its own origin or from outside a browser")
 		return false
 	}
 	return true
@@ -170,24 +170,6 @@ func (s *Server) authorized(r *http.Request) bool {
 	return same && strings.EqualFold(scheme, "Bearer")
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		http.Error(w, "cannot encode the answer", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(data)+1))
-	w.WriteHeader(code)
-	_, _ = w.Write(append(data, '\n'))
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
 // replayers lets the DLQ API find the replayer of a queue in force: the
 // Server swaps them on reload, so the API looks them up per request.
 type replayers struct{ s *Server }
@@ -233,7 +215,7 @@ func (s *Server) replayStats() []metrics.ReplayStats {
 func (s *Server) adminConfig(w http.ResponseWriter, r *http.Request) {
 	data, err := yaml.Marshal(s.Config().Redacted())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot encode the configuration")
+		jsonhttp.Error(w, http.StatusInternalServerError, "cannot encode the configuration")
 		return
 	}
 	h := w.Header()
@@ -248,14 +230,14 @@ func (s *Server) adminConfig(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 	err := s.ReloadFile()
 	if err == nil {
-		writeJSON(w, http.StatusOK, s.Status())
+		jsonhttp.Write(w, http.StatusOK, s.Status())
 		return
 	}
 	code := http.StatusUnprocessableEntity
 	if errors.Is(err, ErrNoConfigFile) {
 		code = http.StatusConflict
 	}
-	writeJSON(w, code, struct {
+	jsonhttp.Write(w, code, struct {
 		Error  string `json:"error"`
 		Status Status `json:"status"`
 	}{"configuration refused; the previous one keeps running", s.Status()})

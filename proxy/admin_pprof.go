@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-go/sluice/internal/jsonhttp"
 )
 
 // The profiling endpoints under /debug/pprof/ of the admin API, in the
@@ -46,7 +48,7 @@ func pprofIndex(w http.ResponseWriter, r *http.Request) {
 func pprofNamed(w http.ResponseWriter, r *http.Request) {
 	p := pprof.Lookup(r.PathValue("name"))
 	if p == nil {
-		writeError(w, http.StatusNotFound, "no such profile; GET /debug/pprof/ lists them")
+		jsonhttp.Error(w, http.StatusNotFound, "no such profile; GET /debug/pprof/ lists them")
 		return
 	}
 	debug, _ := strconv.Atoi(r.URL.Query().Get("debug"))
@@ -69,7 +71,7 @@ func profileSeconds(w http.ResponseWriter, r *http.Request, def int) (time.Durat
 	if v := r.URL.Query().Get("seconds"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxProfileSeconds {
-			writeError(w, http.StatusBadRequest, "seconds must be 1 to "+strconv.Itoa(maxProfileSeconds))
+			jsonhttp.Error(w, http.StatusBadRequest, "seconds must be 1 to "+strconv.Itoa(maxProfileSeconds))
 			return 0, false
 		}
 		sec = n
@@ -89,7 +91,7 @@ func pprofCPU(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
 	if err := pprof.StartCPUProfile(w); err != nil {
 		w.Header().Del("Content-Disposition")
-		writeError(w, http.StatusConflict, "a CPU profile is being taken already: "+err.Error())
+		jsonhttp.Error(w, http.StatusConflict, "a CPU profile is being taken already: "+err.Error())
 		return
 	}
 	waitOrDone(r, d)
@@ -106,7 +108,7 @@ func pprofTrace(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `attachment; filename="trace"`)
 	if err := trace.Start(w); err != nil {
 		w.Header().Del("Content-Disposition")
-		writeError(w, http.StatusConflict, "a trace is being taken already: "+err.Error())
+		jsonhttp.Error(w, http.StatusConflict, "a trace is being taken already: "+err.Error())
 		return
 	}
 	waitOrDone(r, d)

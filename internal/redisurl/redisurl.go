@@ -9,10 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-go/sluice/internal/hostname"
 )
 
 // Kind is the deployment a URL names.
@@ -175,29 +176,8 @@ func hostPort(a, defaultPort string) (string, error) {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '+' {
 		return "", fmt.Errorf("bad address %q: bad port %q (want 1 to 65535)", a, port)
 	}
-	if !validHost(host) {
+	if !hostname.Valid(host) {
 		return "", fmt.Errorf("bad address %q: bad host %q", a, host)
 	}
 	return net.JoinHostPort(host, port), nil
-}
-
-// validHost reports whether h is an IP address or a DNS host name.
-func validHost(h string) bool {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
-	}
-	if len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
