@@ -237,9 +237,14 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Match selects the requests of the route.
 	Match Match `yaml:"match"`
-	// Upstreams are absolute http or https URLs; the first is the primary,
-	// later ones are fallbacks tried in order.
+	// Upstreams are absolute http or https URLs. Without Pool the first is
+	// the primary, later ones are fallbacks tried in order; with Pool they
+	// are the pool's replicas.
 	Upstreams []string `yaml:"upstreams"`
+	// Pool, set when the route writes balance, outlier or health_check,
+	// balances the route's requests over its upstreams. Nil keeps primary
+	// and fallbacks.
+	Pool *Pool `yaml:"-"`
 	// Policy names an entry of Config.Policies. If empty, requests are
 	// proxied with no policy.
 	Policy string `yaml:"policy,omitempty"`

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-go/sluice/proxy/pool"
 )
 
 // This file maps the YAML schema onto Config, one decoder per section, and
@@ -339,6 +341,9 @@ func (d *decoder) routes(n *yaml.Node, path string) ([]Route, []routeNodes) {
 
 func (d *decoder) route(n *yaml.Node, path string) (Route, map[string]*yaml.Node) {
 	r := defaultRoute()
+	errsBefore := len(d.errs)
+	var pl Pool
+	var weightNode *yaml.Node // the first {url, weight} upstream
 	seen := d.mapping(n, path, fields{
 		"name": func(v *yaml.Node, p string) { r.Name = d.name(v, p) },
 		"match": func(v *yaml.Node, p string) {
@@ -363,11 +368,15 @@ func (d *decoder) route(n *yaml.Node, path string) (Route, map[string]*yaml.Node
 		"upstreams": func(v *yaml.Node, p string) {
 			first := map[string]int{}
 			if d.sequence(v, p, func(_ int, v *yaml.Node, p string) {
-				s, ok := d.text(v, p, "an upstream URL")
+				s, w, ok := d.upstream(v, p)
 				if !ok {
 					return
 				}
 				r.Upstreams = append(r.Upstreams, s)
+				pl.Weights = append(pl.Weights, w)
+				if resolve(v).Kind == yaml.MappingNode && weightNode == nil {
+					weightNode = v
+				}
 				if err := checkUpstream(s); err != nil {
 					d.errorf(v, p, "%v", err)
 				} else if line, dup := first[s]; dup {
@@ -379,9 +388,20 @@ func (d *decoder) route(n *yaml.Node, path string) (Route, map[string]*yaml.Node
 				d.errorf(v, p, "at least one upstream is required")
 			}
 		},
-		"policy":     func(v *yaml.Node, p string) { r.Policy = d.str(v, p) },
-		"timeout":    func(v *yaml.Node, p string) { r.Timeout = d.duration(v, p, true) },
-		"rate_limit": func(v *yaml.Node, p string) { r.RateLimit = d.rateLimit(v, p) },
+		"balance": func(v *yaml.Node, p string) {
+			if s, ok := d.text(v, p, "p2c, round_robin or weighted"); ok {
+				b, err := pool.ParseBalancer(s)
+				if err != nil {
+					d.errorf(v, p, "unknown balance %q (want p2c, round_robin, weighted)", s)
+				}
+				pl.Balance = b
+			}
+		},
+		"outlier":      func(v *yaml.Node, p string) { pl.Outlier = d.outlier(v, p) },
+		"health_check": func(v *yaml.Node, p string) { d.healthCheck(v, p, &pl) },
+		"policy":       func(v *yaml.Node, p string) { r.Policy = d.str(v, p) },
+		"timeout":      func(v *yaml.Node, p string) { r.Timeout = d.duration(v, p, true) },
+		"rate_limit":   func(v *yaml.Node, p string) { r.RateLimit = d.rateLimit(v, p) },
 		"fallback": func(v *yaml.Node, p string) {
 			f := &Fallback{}
 			seen := d.mapping(v, p, fields{
@@ -407,6 +427,14 @@ func (d *decoder) route(n *yaml.Node, path string) (Route, map[string]*yaml.Node
 		}
 		if seen["upstreams"] == nil {
 			d.errorf(n, join(path, "upstreams"), "required: at least one upstream URL")
+		}
+		if seen["balance"] != nil || seen["outlier"] != nil || seen["health_check"] != nil {
+			r.Pool = &pl
+			if err := PoolConfig(r).Validate(); err != nil && len(d.errs) == errsBefore {
+				d.errorf(n, path, "%v", err)
+			}
+		} else if weightNode != nil {
+			d.errorf(weightNode, join(path, "upstreams"), "a weight needs a pool: set balance (or outlier, health_check) to balance over the upstreams instead of trying them in order")
 		}
 		if v := seen["queue_methods"]; v != nil && r.OnExhausted != OnExhaustedQueue {
 			d.errorf(v, join(path, "queue_methods"), "applies only to on_exhausted: queue (on_exhausted is %s)", r.OnExhausted)

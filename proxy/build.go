@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/sluice-go/sluice"
@@ -67,6 +69,10 @@ type buildOptions struct {
 	// registry (shared or keyed ones).
 	clock sluice.Clock
 	log   *slog.Logger
+
+	// transport carries the pools' health checks (the Server's transport
+	// to the upstreams). If nil, http.DefaultTransport.
+	transport http.RoundTripper
 }
 
 // built holds the policy instances build made or updated for a Config, one
@@ -79,6 +85,8 @@ type built struct {
 	// shared holds the shared breakers' links, by breaker name; empty
 	// without storage.breakers.
 	shared map[string]*sharedBreaker
+	// pools holds the routes' replica pools, by route name.
+	pools map[string]*routePool
 }
 
 // closeUnused closes the limits and the breaker syncs of b that next does
@@ -93,6 +101,11 @@ func (b *built) closeUnused(next *built) {
 	for name, sb := range b.shared {
 		if next == nil || next.shared[name] != sb {
 			_ = sb.sync.Close()
+		}
+	}
+	for name, rp := range b.pools {
+		if next == nil || next.pools[name] != rp {
+			rp.close()
 		}
 	}
 }
@@ -125,6 +138,8 @@ type builtRoute struct {
 	// the policy's; nil when neither is set. It is registered under the
 	// route's name; a changed limit replaces it (see registry.SetTimeout).
 	timeout *timeout.Timeout
+	// pool is the route's replica pool; nil for a route without one.
+	pool *routePool
 }
 
 // breakerName returns the name of the breaker of the i-th upstream of a
@@ -183,15 +198,17 @@ func build(reg *registry.Registry, cfg *config.Config, opts buildOptions) (*buil
 		plans = append(plans, p)
 	}
 	if len(errs) > 0 {
+		closeNewPools(plans)
 		return nil, errors.Join(errs...)
 	}
 
 	out := &built{routes: make([]builtRoute, 0, len(plans)), budgets: map[string]builtBudget{},
-		limits: map[string]*routeLimit{}, shared: map[string]*sharedBreaker{}}
+		limits: map[string]*routeLimit{}, shared: map[string]*sharedBreaker{}, pools: map[string]*routePool{}}
 	keep := map[string]bool{}
 	for _, p := range plans {
 		br, err := p.apply(reg, out, opts)
 		if err != nil {
+			closeNewPools(plans)
 			out.closeUnused(opts.previous)
 			return nil, err
 		}
@@ -214,7 +231,7 @@ func build(reg *registry.Registry, cfg *config.Config, opts buildOptions) (*buil
 // and policy sections that are gone.
 func (b *built) removeExcept(reg *registry.Registry, keep map[string]bool) {
 	for _, r := range b.routes {
-		for _, x := range r.breakers {
+		for _, x := range r.allBreakers() {
 			if !keep["breaker:"+x.Name()] {
 				reg.RemoveBreaker(x.Name())
 			}
@@ -239,7 +256,7 @@ func (b *built) removeExcept(reg *registry.Registry, keep map[string]bool) {
 // instanceNames lists the route's registry instances as kind:name.
 func (br builtRoute) instanceNames() []string {
 	var out []string
-	for _, b := range br.breakers {
+	for _, b := range br.allBreakers() {
 		out = append(out, "breaker:"+b.Name())
 	}
 	for _, l := range br.limiters {
@@ -269,6 +286,10 @@ type routePlan struct {
 	// without storage.breakers).
 	shared  []*sharedBreaker
 	timeout *timeout.Config
+	// pool is the route's replica pool; newPool marks one made for this
+	// build (not carried over), which a failed build closes.
+	pool    *routePool
+	newPool bool
 }
 
 // plan translates a route's policies, already validated, into the
@@ -295,7 +316,14 @@ func plan(reg *registry.Registry, cfg *config.Config, r config.Route, opts build
 		}
 		p.retry, p.budget = &rc, bb
 	}
-	if pol.CircuitBreaker != nil {
+	if r.Pool != nil {
+		rp, fresh, err := makePool(r, opts, opts.transport)
+		if err != nil {
+			return routePlan{}, fmt.Errorf("pool: %w", err)
+		}
+		p.pool, p.newPool = rp, fresh
+	}
+	if pol.CircuitBreaker != nil && r.Pool == nil {
 		for i := range r.Upstreams {
 			bc := config.BreakerConfig(*pol.CircuitBreaker, breakerName(r, i))
 			bc.OnStateChange = opts.onBreakerChange
@@ -321,7 +349,13 @@ func plan(reg *registry.Registry, cfg *config.Config, r config.Route, opts build
 // outside the registry in out (reusing those of opts.previous whose spec
 // did not change).
 func (p routePlan) apply(reg *registry.Registry, out *built, opts buildOptions) (builtRoute, error) {
-	br := builtRoute{route: p.route}
+	br := builtRoute{route: p.route, pool: p.pool}
+	if p.pool != nil {
+		if err := registerPool(reg, p.pool); err != nil {
+			return builtRoute{}, err
+		}
+		out.pools[p.route.Name] = p.pool
+	}
 	if p.timeout != nil {
 		t, err := reg.SetTimeout(p.timeout.Name, timeout.Config{Timeout: p.timeout.Timeout})
 		if err != nil {
@@ -372,6 +406,24 @@ func (p routePlan) apply(reg *registry.Registry, out *built, opts buildOptions) 
 		}
 	}
 	return br, nil
+}
+
+// allBreakers returns the route's breakers: those per upstream and the
+// replica breakers of its pool.
+func (br builtRoute) allBreakers() []*breaker.Breaker {
+	if br.pool == nil {
+		return br.breakers
+	}
+	return append(slices.Clone(br.breakers), br.pool.breakers()...)
+}
+
+// closeNewPools closes the pools a failed build made.
+func closeNewPools(plans []routePlan) {
+	for _, p := range plans {
+		if p.newPool {
+			p.pool.close()
+		}
+	}
 }
 
 // setBreaker makes or updates the breaker bc names. One whose link to the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-go/sluice"
 	"github.com/sluice-go/sluice/breaker"
+	"github.com/sluice-go/sluice/proxy/pool"
 	"github.com/sluice-go/sluice/sluicehttp"
 )
 
@@ -120,6 +121,12 @@ type exchange struct {
 	last         *http.Response
 	committed    bool   // the response header went to the client
 	cacheKey     string // "" when the answer is not for the stale cache
+	// tried holds the replicas a pool route's attempts went to (ntried of
+	// them), so that a retry goes to another; answeredAt is when the
+	// current try's answer header arrived (zero if none).
+	tried      [maxTried]*pool.Replica
+	ntried     int
+	answeredAt time.Time
 }
 
 // serve runs r through the route and answers it.
@@ -214,6 +221,9 @@ func (ex *exchange) admitted(ctx context.Context) error {
 // attempt is one attempt of the retry policy: the route's upstreams in
 // order, each through its breaker and timeout, until one answers well.
 func (ex *exchange) attempt(ctx context.Context) error {
+	if ex.rt.pool != nil {
+		return ex.attemptPool(ctx)
+	}
 	if ex.committed {
 		return errCommitted
 	}
@@ -284,6 +294,9 @@ func (ex *exchange) try(ctx context.Context, up *upstream) error {
 	noteTry(ex.w, up)
 	a := sluicehttp.Attempter{Base: ex.s.transport, Failure: ex.rt, Clock: ex.s.clock, Bound: true}
 	resp, err := a.Attempt(ctx, ex.outgoing(up), ex.body)
+	if resp != nil {
+		ex.answeredAt = time.Now()
+	}
 	switch {
 	case err == nil:
 		return ex.deliver(ctx, resp, up)

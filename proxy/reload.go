@@ -166,7 +166,8 @@ func (s *Server) applyLocked(cfg *config.Config) error {
 		return err
 	}
 	opts := buildOptions{neverRetry: neverRetry, onBreakerChange: s.logBreaker,
-		limits: limits, breakers: breakers, instance: s.instance, clock: s.clock, log: s.log}
+		limits: limits, breakers: breakers, instance: s.instance, clock: s.clock, log: s.log,
+		transport: s.transport}
 	if old != nil {
 		opts.previous = old.built
 	}

@@ -25,7 +25,8 @@ type route struct {
 	hostHasPort  bool
 	methods      map[string]bool // nil matches any method
 	retryMethods map[string]bool
-	upstreams    []*upstream
+	upstreams    []*upstream      // with pool: one per replica, in replica order
+	pool         *routePool       // nil: upstreams are a primary and fallbacks
 	admit        *sluice.Pipeline // limiters, bulkhead: before the body is read
 	retry        *sluice.Pipeline // the retry policy: after it
 	limiters     []sluice.Policy  // the rate limits, in order
@@ -110,9 +111,14 @@ func newRoute(s *Server, cfg *config.Config, b builtRoute, c *cacheSlot) *route 
 			rt.failStatus[code] = true
 		}
 	}
+	rt.pool = b.pool
 	for i, u := range rc.UpstreamURLs() {
 		up := &upstream{url: u, name: u.Host}
-		if b.breakers != nil {
+		if rt.pool != nil {
+			// The replica's breaker is the pool's; wrapping it in the
+			// policy's breaker too would count each outcome twice.
+			up.name = rt.pool.p.Replicas()[i].Breaker().Name()
+		} else if b.breakers != nil {
 			up.breaker = b.breakers[i]
 			up.name = up.breaker.Name()
 		}
