@@ -553,8 +553,8 @@ func (b *Breaker) recordClosedLocked(now time.Time, s *settings, o Outcome, slow
 		b.ring.Record(flags)
 		c = b.ring.Counts()
 	} else {
-		b.buckets.Record(now, flags)
-		c = b.buckets.Counts(now)
+		b.buckets.RecordAt(now, flags)
+		c = b.buckets.CountsAt(now)
 	}
 	if b.mode == modeDisabled {
 		return
@@ -889,7 +889,7 @@ func (b *Breaker) statsAt(now time.Time, clocked bool) Stats {
 	if b.ring != nil {
 		c = b.ring.Counts()
 	} else {
-		c = b.buckets.Counts(now)
+		c = b.buckets.CountsAt(now)
 	}
 	st := Stats{
 		Name:                b.name,

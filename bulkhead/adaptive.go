@@ -163,11 +163,11 @@ func (c AdaptiveConfig) withDefaults() (AdaptiveConfig, error) {
 type Estimator interface {
 	// Limit returns the current limit.
 	Limit() int
-	// Sample records a call that completed at now after rtt, with inflight
+	// SampleAt records a call that completed at now after rtt, with inflight
 	// calls running (itself included), and returns the new limit. dropped
 	// says that the call failed in a way that signals overload: a timeout, a
 	// 503, a 429.
-	Sample(now time.Time, rtt time.Duration, inflight int, dropped bool) int
+	SampleAt(now time.Time, rtt time.Duration, inflight int, dropped bool) int
 }
 
 // NewEstimator returns the Estimator that cfg.Algorithm selects, or an
@@ -203,7 +203,7 @@ type aimd struct {
 
 func (a *aimd) Limit() int { return int(a.limit) }
 
-func (a *aimd) Sample(now time.Time, rtt time.Duration, inflight int, dropped bool) int {
+func (a *aimd) SampleAt(now time.Time, rtt time.Duration, inflight int, dropped bool) int {
 	if dropped || (a.cfg.LatencyThreshold > 0 && rtt > a.cfg.LatencyThreshold) {
 		if a.cut && now.Add(-rtt).Before(a.lastCut) {
 			return a.Limit()
@@ -262,7 +262,7 @@ func (g *gradient) Limit() int {
 
 func (g *gradient) probeLimit() int { return max(g.cfg.MinLimit, int(g.saved)/4) }
 
-func (g *gradient) Sample(now time.Time, rtt time.Duration, inflight int, dropped bool) int {
+func (g *gradient) SampleAt(now time.Time, rtt time.Duration, inflight int, dropped bool) int {
 	if g.probing && now.Add(-rtt).Before(g.probeStart) {
 		return g.Limit() // admitted before the probe: it measures the loaded RTT
 	}

@@ -50,7 +50,7 @@ func TestAIMDSteps(t *testing.T) {
 		{"slow: 2.08", 6 * time.Second, 200 * ms, 4, false, 2},
 		{"dropped: floored at MinLimit", 7 * time.Second, 10 * ms, 2, true, 2},
 	} {
-		if got := e.Sample(at(s.now), s.rtt, s.inflight, s.dropped); got != s.want || e.Limit() != s.want {
+		if got := e.SampleAt(at(s.now), s.rtt, s.inflight, s.dropped); got != s.want || e.Limit() != s.want {
 			t.Fatalf("step %d (%s): limit %d, want %d", i, s.what, got, s.want)
 		}
 	}
@@ -61,9 +61,9 @@ func TestAIMDSteps(t *testing.T) {
 // returns the limit.
 func gradientWindow(e Estimator, now *time.Duration, rtt time.Duration, inflight int, dropped bool) int {
 	*now += time.Second
-	e.Sample(at(*now), rtt, inflight, dropped)
+	e.SampleAt(at(*now), rtt, inflight, dropped)
 	*now += time.Second
-	return e.Sample(at(*now), rtt, inflight, dropped)
+	return e.SampleAt(at(*now), rtt, inflight, dropped)
 }
 
 func TestGradientSteps(t *testing.T) {
@@ -71,11 +71,11 @@ func TestGradientSteps(t *testing.T) {
 	g := e.(*gradient)
 	ms := time.Millisecond
 	var now time.Duration
-	if got := e.Sample(at(time.Second), 10*ms, 10, false); got != 10 {
+	if got := e.SampleAt(at(time.Second), 10*ms, 10, false); got != 10 {
 		t.Fatalf("one sample changed the limit to %d", got)
 	}
 	now = time.Second
-	e.Sample(at(2*time.Second), 10*ms, 10, false) // closes the first window
+	e.SampleAt(at(2*time.Second), 10*ms, 10, false) // closes the first window
 	now = 2 * time.Second
 	if e.Limit() != 14 {
 		t.Fatalf("after the first window: %d, want 14", e.Limit())
@@ -126,11 +126,11 @@ func TestGradientProbe(t *testing.T) {
 		t.Fatalf("at %v: limit %d, want the probe's 40/4", now, got)
 	}
 	// A call admitted before the probe began measures the loaded RTT.
-	if got := e.Sample(at(now+500*ms), time.Second, 10, false); got != 10 {
+	if got := e.SampleAt(at(now+500*ms), time.Second, 10, false); got != 10 {
 		t.Fatalf("pre-probe sample ended the probe: %d", got)
 	}
-	e.Sample(at(now+time.Second), 10*ms, 10, false)
-	if got := e.Sample(at(now+1500*ms), 10*ms, 10, false); got != 40 {
+	e.SampleAt(at(now+time.Second), 10*ms, 10, false)
+	if got := e.SampleAt(at(now+1500*ms), 10*ms, 10, false); got != 40 {
 		t.Fatalf("after the probe: %d, want the saved 40", got)
 	}
 	now += 1500 * ms
@@ -162,7 +162,7 @@ func TestEstimatorLimitsHold(t *testing.T) {
 		for range rapid.IntRange(1, 300).Draw(rt, "samples") {
 			now = now.Add(time.Duration(rapid.IntRange(0, 50).Draw(rt, "step ms")) * time.Millisecond)
 			rtt := time.Duration(rapid.IntRange(0, 100).Draw(rt, "rtt ms")) * time.Millisecond
-			l := e.Sample(now, rtt, rapid.IntRange(0, 60).Draw(rt, "inflight"), rapid.Bool().Draw(rt, "dropped"))
+			l := e.SampleAt(now, rtt, rapid.IntRange(0, 60).Draw(rt, "inflight"), rapid.Bool().Draw(rt, "dropped"))
 			if l < cfg.MinLimit || l > cfg.MaxLimit || l != e.Limit() {
 				rt.Fatalf("limit %d (Limit() %d) outside [%d, %d]", l, e.Limit(), cfg.MinLimit, cfg.MaxLimit)
 			}

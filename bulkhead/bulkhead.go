@@ -370,7 +370,7 @@ func (b *Bulkhead) sample(now time.Time, rtt time.Duration, dropped bool) {
 	} else if !b.amu.TryLock() {
 		return
 	}
-	b.p.setLimit(int64(b.est.Sample(now, rtt, inflight, dropped)))
+	b.p.setLimit(int64(b.est.SampleAt(now, rtt, inflight, dropped)))
 	b.amu.Unlock()
 }
 

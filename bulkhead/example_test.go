@@ -100,7 +100,7 @@ func ExampleNewEstimator() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, rtt := range []time.Duration{20, 20, 20, 250, 20} {
 		now = now.Add(time.Second)
-		limit := est.Sample(now, rtt*time.Millisecond, est.Limit(), false)
+		limit := est.SampleAt(now, rtt*time.Millisecond, est.Limit(), false)
 		fmt.Printf("%v → %d\n", rtt*time.Millisecond, limit)
 	}
 	// Output:

@@ -59,7 +59,7 @@ func simulate(est Estimator, clients, calls int, seed uint64) []int {
 	for range calls {
 		c := heap.Pop(&h).(simCall)
 		now = c.end
-		trace = append(trace, est.Sample(now, now.Sub(c.start), inflight, false))
+		trace = append(trace, est.SampleAt(now, now.Sub(c.start), inflight, false))
 		inflight--
 		admit()
 	}

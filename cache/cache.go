@@ -488,7 +488,7 @@ func (c *Cache[T]) putAt(key string, v T, now time.Time) {
 	}
 	s := c.shardFor(key)
 	s.Lock()
-	evicted := s.PutLocked(key, v, now)
+	evicted := s.PutAtLocked(key, v, now)
 	s.Unlock()
 	if evicted {
 		c.evictions.Add(1)

@@ -61,7 +61,7 @@ func (c *Cache[T]) finish(s *shard[T], key string, f *flight[T]) {
 	if !f.forgotten {
 		delete(s.Extra, key)
 		if c.keep && f.err == nil && f.panicked == nil && !f.abandoned {
-			evicted = s.PutLocked(key, f.val, now)
+			evicted = s.PutAtLocked(key, f.val, now)
 		}
 	}
 	s.Unlock()

@@ -52,7 +52,7 @@ type IDGenerator struct{ g ids.Generator }
 
 // NewAt returns an ID stamped with now that sorts after every ID this
 // generator made before.
-func (g *IDGenerator) NewAt(now time.Time) ID { return ID(g.g.New(now)) }
+func (g *IDGenerator) NewAt(now time.Time) ID { return ID(g.g.NewAt(now)) }
 
 // State is where a message is in its life: ready (waiting for replay) or
 // parked (set aside for an operator after too many failed replays).

@@ -21,7 +21,7 @@ func newLastGood[T any](ttl time.Duration, maxKeys int) *lastGood[T] {
 func (lg *lastGood[T]) put(key string, v T, now time.Time) {
 	s := lg.store.Shard(key)
 	s.Lock()
-	s.PutLocked(key, v, now)
+	s.PutAtLocked(key, v, now)
 	s.Unlock()
 }
 
@@ -31,7 +31,7 @@ func (lg *lastGood[T]) get(key string, now time.Time) (v T, age time.Duration, o
 	s := lg.store.Shard(key)
 	s.RLock()
 	e := s.GetLocked(key)
-	if e != nil && !s.Expired(e.Stored, now) {
+	if e != nil && !s.ExpiredAt(e.Stored, now) {
 		v, age = e.Value, max(now.Sub(e.Stored), 0) // a clock set back makes a value young, not negative
 		e.Touch()
 		s.RUnlock()
@@ -40,7 +40,7 @@ func (lg *lastGood[T]) get(key string, now time.Time) (v T, age time.Duration, o
 	s.RUnlock()
 	if e != nil {
 		s.Lock()
-		if e := s.GetLocked(key); e != nil && s.Expired(e.Stored, now) {
+		if e := s.GetLocked(key); e != nil && s.ExpiredAt(e.Stored, now) {
 			s.RemoveLocked(e)
 		}
 		s.Unlock()

@@ -32,11 +32,11 @@ type Generator struct {
 	primed bool
 }
 
-// New returns an id for time now that sorts after every id this Generator
+// NewAt returns an id for time now that sorts after every id this Generator
 // returned before. When now is not after the previous id's millisecond (same
 // millisecond, or a clock that stepped back), the previous millisecond is kept
 // and the tail is incremented.
-func (g *Generator) New(now time.Time) ID {
+func (g *Generator) NewAt(now time.Time) ID {
 	ms := uint64(max(now.UnixMilli(), 0))
 	ms = min(ms, maxMillis)
 	g.mu.Lock()

@@ -45,17 +45,17 @@ func TestGeneratorMonotonic(t *testing.T) {
 	steps := []time.Duration{0, 0, 0, time.Millisecond, 500 * time.Microsecond, -time.Hour, 2 * time.Millisecond, 2 * time.Millisecond}
 	var prev ID
 	for i, d := range steps {
-		id := g.New(base.Add(d))
+		id := g.NewAt(base.Add(d))
 		if i > 0 && bytes.Compare(prev[:], id[:]) >= 0 {
 			t.Fatalf("step %d: id %s does not sort after %s", i, id, prev)
 		}
 		prev = id
 	}
-	if got := g.New(base.Add(5 * time.Millisecond)).Time(); !got.Equal(base.Add(5 * time.Millisecond)) {
+	if got := g.NewAt(base.Add(5 * time.Millisecond)).Time(); !got.Equal(base.Add(5 * time.Millisecond)) {
 		t.Fatalf("Time() = %v, want %v", got, base.Add(5*time.Millisecond))
 	}
 	// A clock that stepped back keeps the later millisecond.
-	if got := g.New(base).Time(); !got.Equal(base.Add(5 * time.Millisecond)) {
+	if got := g.NewAt(base).Time(); !got.Equal(base.Add(5 * time.Millisecond)) {
 		t.Fatalf("after a backward step Time() = %v, want the previous millisecond", got)
 	}
 }
@@ -71,7 +71,7 @@ func TestGeneratorConcurrentUnique(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				out[w] = append(out[w], g.New(now))
+				out[w] = append(out[w], g.NewAt(now))
 			}
 		}()
 	}
@@ -90,7 +90,7 @@ func TestGeneratorConcurrentUnique(t *testing.T) {
 	}
 	// Two generators (two processes) draw independent random tails.
 	var g2 Generator
-	if a, b := g.New(now.Add(time.Second)), g2.New(now.Add(time.Second)); a == b {
+	if a, b := g.NewAt(now.Add(time.Second)), g2.NewAt(now.Add(time.Second)); a == b {
 		t.Fatalf("two generators made the same id %s", a)
 	}
 }

@@ -120,10 +120,10 @@ type Shard[V, X any] struct {
 // expired; the caller judges its age.
 func (s *Shard[V, X]) GetLocked(key string) *Entry[V] { return s.m[key] }
 
-// PutLocked stores v under key as of now, evicting an entry when the shard
+// PutAtLocked stores v under key as of now, evicting an entry when the shard
 // is full, and reports whether it evicted one. Storing a key that is held
 // replaces its value and time and marks it read.
-func (s *Shard[V, X]) PutLocked(key string, v V, now time.Time) (evicted bool) {
+func (s *Shard[V, X]) PutAtLocked(key string, v V, now time.Time) (evicted bool) {
 	if e := s.m[key]; e != nil {
 		e.Value, e.Stored = v, now
 		e.ref.Store(true)
@@ -144,9 +144,9 @@ func (s *Shard[V, X]) PutLocked(key string, v V, now time.Time) (evicted bool) {
 	return true
 }
 
-// Expired reports whether an entry stored at stored is expired at now. An
+// ExpiredAt reports whether an entry stored at stored is expired at now. An
 // entry from the future (the clock stepped back) is young, not expired.
-func (s *Shard[V, X]) Expired(stored, now time.Time) bool {
+func (s *Shard[V, X]) ExpiredAt(stored, now time.Time) bool {
 	return now.Sub(stored) >= s.life
 }
 
@@ -161,7 +161,7 @@ func (s *Shard[V, X]) victimLocked(now time.Time) int {
 		if s.hand == len(s.ring) {
 			s.hand = 0
 		}
-		if !e.ref.Load() || s.Expired(e.Stored, now) {
+		if !e.ref.Load() || s.ExpiredAt(e.Stored, now) {
 			return i
 		}
 		e.ref.Store(false)

@@ -35,12 +35,12 @@ func oneShard(capacity int, life time.Duration) *Shard[int, struct{}] {
 func TestClockSweep(t *testing.T) {
 	s := oneShard(3, time.Minute)
 	for i, k := range []string{"a", "b", "c"} {
-		if s.PutLocked(k, i, t0) {
+		if s.PutAtLocked(k, i, t0) {
 			t.Fatalf("evicted while filling")
 		}
 	}
 	s.GetLocked("a").Touch()
-	if !s.PutLocked("d", 3, t0) {
+	if !s.PutAtLocked("d", 3, t0) {
 		t.Fatal("store into a full shard did not evict")
 	}
 	if got := keys(t, s); !got["a"] || got["b"] || !got["c"] || !got["d"] {
@@ -50,7 +50,7 @@ func TestClockSweep(t *testing.T) {
 		t.Fatal("the hand passed a but left its bit set")
 	}
 	// The hand is now past b's slot, at c: unreferenced, so c goes next.
-	s.PutLocked("e", 4, t0)
+	s.PutAtLocked("e", 4, t0)
 	if got := keys(t, s); !got["a"] || got["c"] || !got["d"] || !got["e"] {
 		t.Fatalf("after e: keys %v, want a, d, e", got)
 	}
@@ -59,12 +59,12 @@ func TestClockSweep(t *testing.T) {
 		s.GetLocked(k).Touch()
 	}
 	later := t0.Add(time.Minute)
-	s.PutLocked("f", 5, later)
+	s.PutAtLocked("f", 5, later)
 	if got := keys(t, s); len(got) != 3 || !got["f"] {
 		t.Fatalf("after f: keys %v", got)
 	}
 	// Updating a key in place neither grows nor evicts.
-	if s.PutLocked("f", 6, later) || len(s.m) != 3 || s.GetLocked("f").Value != 6 {
+	if s.PutAtLocked("f", 6, later) || len(s.m) != 3 || s.GetLocked("f").Value != 6 {
 		t.Fatalf("update in place: %v", keys(t, s))
 	}
 	s.RemoveLocked(s.GetLocked("f"))
@@ -98,7 +98,7 @@ func TestExpired(t *testing.T) {
 		{0, false}, {10*time.Second - 1, false}, {10 * time.Second, true}, {time.Hour, true},
 		{-time.Hour, false}, // the clock stepped back: young, not expired
 	} {
-		if got := s.Expired(t0, t0.Add(tc.age)); got != tc.want {
+		if got := s.ExpiredAt(t0, t0.Add(tc.age)); got != tc.want {
 			t.Errorf("age %v: expired %v, want %v", tc.age, got, tc.want)
 		}
 	}
@@ -133,7 +133,7 @@ func TestStoreBounded(t *testing.T) {
 				k := fmt.Sprint(g, "/", i)
 				s := st.Shard(k)
 				s.Lock()
-				s.PutLocked(k, i, t0)
+				s.PutAtLocked(k, i, t0)
 				s.Extra++
 				s.Unlock()
 				if n := st.Len(); n > 50 {
@@ -162,7 +162,7 @@ func TestGetLockedAllocs(t *testing.T) {
 	st := New[string, struct{}](10, time.Minute)
 	s := st.Shard("k")
 	s.Lock()
-	s.PutLocked("k", "v", t0)
+	s.PutAtLocked("k", "v", t0)
 	s.Unlock()
 	if a := testing.AllocsPerRun(1000, func() {
 		s := st.Shard("k")

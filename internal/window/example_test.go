@@ -12,12 +12,12 @@ import (
 func ExampleBuckets() {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	w := window.NewBuckets(time.Minute, 6)
-	w.Record(start, window.Failure)
-	w.Record(start.Add(15*time.Second), 0)
-	w.Record(start.Add(30*time.Second), window.Failure|window.Slow)
+	w.RecordAt(start, window.Failure)
+	w.RecordAt(start.Add(15*time.Second), 0)
+	w.RecordAt(start.Add(30*time.Second), window.Failure|window.Slow)
 
 	for _, at := range []time.Duration{30 * time.Second, 60 * time.Second, 70 * time.Second, 90 * time.Second} {
-		c := w.Counts(start.Add(at))
+		c := w.CountsAt(start.Add(at))
 		fmt.Printf("at %v: %d calls, failure rate %.2f, slow rate %.2f\n", at, c.Calls, c.FailureRate(), c.SlowRate())
 	}
 	// Output:

@@ -127,7 +127,7 @@ func (h *bucketsHarness) observe() {
 func (h *bucketsHarness) record(t *rapid.T) {
 	f := flagsGen.Draw(t, "flags")
 	h.observe()
-	h.b.Record(h.now, f)
+	h.b.RecordAt(h.now, f)
 	h.entries = append(h.entries, entry{epoch: h.epoch(), flags: f, seq: h.seq})
 	h.seq++
 }
@@ -152,7 +152,7 @@ func TestBucketsMatchModel(t *testing.T) {
 			"": func(t *rapid.T) {
 				h.observe()
 				want := countOf(h.entries, h.inWindow)
-				if got := h.b.Counts(h.now); got != want {
+				if got := h.b.CountsAt(h.now); got != want {
 					t.Fatalf("Counts(%v) = %+v, model says %+v (%d buckets of %dns, current slice %d, outcomes %v)",
 						h.now.UnixNano(), got, want, h.n, h.width, h.epoch(), h.entries)
 				}
@@ -175,7 +175,7 @@ func TestBucketsClockBackwardsBounds(t *testing.T) {
 			"back":    func(t *rapid.T) { h.now = h.now.Add(-h.step(t)) },
 			"": func(t *rapid.T) {
 				h.observe()
-				got := h.b.Counts(h.now)
+				got := h.b.CountsAt(h.now)
 				cur := h.epoch()
 				upper := countOf(h.entries, func(e entry) bool { return e.epoch > cur-h.n })
 				lower := countOf(h.entries, func(e entry) bool { return h.inWindow(e) && e.seq >= h.sinceBackSeq })

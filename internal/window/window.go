@@ -15,7 +15,7 @@ const (
 	Slow                      // the call was slower than its threshold
 )
 
-// Counts are the totals of a window.
+// CountsAt are the totals of a window.
 type Counts struct {
 	Calls    int64
 	Failures int64
@@ -66,7 +66,7 @@ func NewRing(size int) *Ring {
 // Size returns the capacity of the ring.
 func (r *Ring) Size() int { return len(r.flags) }
 
-// Record adds an outcome, evicting the oldest once the ring is full.
+// RecordAt adds an outcome, evicting the oldest once the ring is full.
 func (r *Ring) Record(flags uint8) {
 	if r.counts.Calls == int64(len(r.flags)) {
 		r.counts.add(r.flags[r.next], -1)
@@ -79,7 +79,7 @@ func (r *Ring) Record(flags uint8) {
 	}
 }
 
-// Counts returns the totals over the outcomes held.
+// CountsAt returns the totals over the outcomes held.
 func (r *Ring) Counts() Counts { return r.counts }
 
 // Reset empties the ring.
@@ -169,14 +169,14 @@ func (b *Buckets) advance(now time.Time) *bucket {
 	return cur
 }
 
-// Record adds an outcome at time now.
-func (b *Buckets) Record(now time.Time, flags uint8) {
+// RecordAt adds an outcome at time now.
+func (b *Buckets) RecordAt(now time.Time, flags uint8) {
 	b.advance(now).counts.add(flags, 1)
 	b.counts.add(flags, 1)
 }
 
-// Counts returns the totals over the window as of now.
-func (b *Buckets) Counts(now time.Time) Counts {
+// CountsAt returns the totals over the window as of now.
+func (b *Buckets) CountsAt(now time.Time) Counts {
 	b.advance(now)
 	return b.counts
 }

@@ -109,10 +109,10 @@ func runBuckets(t *testing.T, b *Buckets, base time.Time, steps []bstep) {
 	for i, s := range steps {
 		now := base.Add(s.at)
 		if !s.query {
-			b.Record(now, s.record)
+			b.RecordAt(now, s.record)
 			continue
 		}
-		if got := b.Counts(now); got != s.want {
+		if got := b.CountsAt(now); got != s.want {
 			t.Fatalf("step %d: Counts(t0 %+d ns) = %+v, want %+v", i, s.at.Nanoseconds(), got, s.want)
 		}
 	}
@@ -309,8 +309,8 @@ func TestBucketsNoAllocs(t *testing.T) {
 	now := t0
 	allocs := testing.AllocsPerRun(1000, func() {
 		now = now.Add(300 * time.Millisecond)
-		b.Record(now, Failure)
-		_ = b.Counts(now)
+		b.RecordAt(now, Failure)
+		_ = b.CountsAt(now)
 	})
 	if allocs != 0 {
 		t.Fatalf("Record+Counts allocate %v times per call, want 0", allocs)
@@ -331,6 +331,6 @@ func BenchmarkBucketsRecord(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		now = now.Add(time.Millisecond)
-		w.Record(now, uint8(i)&Failure)
+		w.RecordAt(now, uint8(i)&Failure)
 	}
 }

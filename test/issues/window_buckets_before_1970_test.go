@@ -22,12 +22,12 @@ import (
 func TestWindowBucketsBefore1970(t *testing.T) {
 	epoch := time.Unix(0, 0)
 	b := window.NewBuckets(2*time.Second, 2)
-	b.Record(epoch.Add(-1500*time.Millisecond), window.Failure)
-	b.Record(epoch.Add(-500*time.Millisecond), 0)
-	if got, want := b.Counts(epoch), (window.Counts{Calls: 1}); got != want {
+	b.RecordAt(epoch.Add(-1500*time.Millisecond), window.Failure)
+	b.RecordAt(epoch.Add(-500*time.Millisecond), 0)
+	if got, want := b.CountsAt(epoch), (window.Counts{Calls: 1}); got != want {
 		t.Fatalf("Counts(1970-01-01) = %+v, want %+v", got, want)
 	}
-	if got := b.Counts(epoch.Add(time.Second)); got != (window.Counts{}) {
+	if got := b.CountsAt(epoch.Add(time.Second)); got != (window.Counts{}) {
 		t.Fatalf("Counts(+1s) = %+v, want empty", got)
 	}
 }

@@ -20,9 +20,9 @@ import (
 func TestWindowBucketsClockBackAndForth(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	b := window.NewBuckets(4*time.Second, 4)
-	b.Record(t0.Add(9*time.Second), 0)
-	b.Record(t0.Add(2*time.Second), window.Failure)
-	if got, want := b.Counts(t0.Add(9*time.Second)), (window.Counts{Calls: 1}); got != want {
+	b.RecordAt(t0.Add(9*time.Second), 0)
+	b.RecordAt(t0.Add(2*time.Second), window.Failure)
+	if got, want := b.CountsAt(t0.Add(9*time.Second)), (window.Counts{Calls: 1}); got != want {
 		t.Fatalf("Counts = %+v, want %+v: the failure at +2s is older than the window at +9s", got, want)
 	}
 }
