@@ -81,7 +81,15 @@ routes:
 
 // sharedLimitConfig is a route limited to 3 calls per hour for the whole
 // fleet on rds, with the given extra storage.ratelimit keys.
+//
+// Unless extra sets one, the Redis timeout is 2 s rather than the 50 ms
+// default: these tests are about what the limit decides, and a loaded
+// machine (the race detector, parallel packages) can take longer than 50 ms
+// to answer, which would put the limit in its fail mode.
 func sharedLimitConfig(t *testing.T, rds *redistest.Server, up, extra string) string {
+	if !strings.Contains(extra, "timeout:") {
+		extra += ", timeout: 2s"
+	}
 	return `storage:
   dlq: "bolt://` + t.TempDir() + `/dlq.db"
   ratelimit: {url: "` + rds.URL() + `"` + extra + `}
@@ -128,7 +136,7 @@ func equalInts(a, b []int) bool {
 func TestKeyedRateLimit(t *testing.T) {
 	rds := redistest.Start(t)
 	up := newUpstream(t, status(200, "ok"))
-	for _, storage := range []string{"", "\n  ratelimit: " + rds.URL()} {
+	for _, storage := range []string{"", "\n  ratelimit: {url: \"" + rds.URL() + "\", timeout: 2s}"} {
 		h, _ := serveConfig(t, `storage:
   dlq: "bolt://`+t.TempDir()+`/dlq.db"`+storage+`
 routes:
@@ -227,7 +235,7 @@ func TestReloadMovesSharedLimits(t *testing.T) {
 	src := func(rds *redistest.Server) string {
 		return `storage:
   dlq: "bolt://` + dir + `/dlq.db"
-  ratelimit: "` + rds.URL() + `"
+  ratelimit: {url: "` + rds.URL() + `", timeout: 2s}
 routes:
   - name: api
     upstreams: [` + up.URL + `]

@@ -38,7 +38,10 @@ func TestFleetRedisOutage(t *testing.T) {
 	rds := redistest.Start(t)
 	api := okServer(t)
 	orders := newOrdersUpstream(t) // down: every order is queued
-	cfg := fleetConfig(rds, api.URL, orders.URL, 100, 10, ", on_failure: open, fallback_share: 0.34", ", timeout: 200ms")
+	// The limits get 500 ms rather than the 50 ms default: on a loaded
+	// machine a 50 ms round trip can time out while Redis is up, and the
+	// limit would then log its fail mode before the kill this test watches.
+	cfg := fleetConfig(rds, api.URL, orders.URL, 100, 10, ", on_failure: open, fallback_share: 0.34, timeout: 500ms", ", timeout: 200ms")
 	var fleet []*instance
 	for i := range 3 {
 		fleet = append(fleet, startInstance(t, fmt.Sprintf("sidecar%d", i), cfg))
